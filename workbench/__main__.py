@@ -1,0 +1,5 @@
+"""`python -m workbench ...` entry point."""
+
+from .cli import main
+
+raise SystemExit(main())

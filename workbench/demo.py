@@ -1,0 +1,119 @@
+"""The shipped demo zoo: one probe-trained checkpoint per scheme, a manifest, and probe clips."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .models import available_schemes, file_sha256
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+MODELS_DIR = ASSETS / "models"
+PROBE_DIR = ASSETS / "probe"  # a few probe clips (with masks) for the app and tests
+MANIFEST = ASSETS / "manifest.json"
+
+# the recipe: changing any of these means retraining (`python -m workbench demo --train`)
+TRAIN_SEED = 1
+TRAIN_CLIPS_PER_CLASS = 150
+TEST_SEED = 2026  # never used for training: the quality bar is measured on it
+TEST_CLIPS_PER_CLASS = 30
+ASSET_PROBE_SEED = 7
+ASSET_CLIPS_PER_CLASS = 2
+DEMO_TRAINING = {"backbone": "resnet-tiny", "frames": 8, "size": 48, "epochs": 14, "batch_size": 32,
+                 "lr": 3e-3, "seed": 0}
+
+
+def cache_dir() -> Path:
+    """Where generated training/test probe sets live (not in the repo)."""
+    root = os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "gate-shift-workbench"
+    return Path(root)
+
+
+def demo_manifest() -> dict[str, Any]:
+    """The manifest of shipped demo models (empty list when none are shipped)."""
+    if not MANIFEST.exists():
+        return {"models": []}
+    return json.loads(MANIFEST.read_text())
+
+
+def demo_checkpoints() -> dict[str, Path]:
+    """Scheme name -> shipped checkpoint path, in registry order."""
+    entries = {e["scheme"]: ASSETS / e["file"] for e in demo_manifest()["models"]}
+    return {s: entries[s] for s in available_schemes() if s in entries and entries[s].exists()}
+
+
+def demo_probe_dir() -> Path:
+    """The shipped probe clips (a small probe dataset with labels.csv, classes.json and masks)."""
+    return PROBE_DIR
+
+
+def probe_set(seed: int, clips_per_class: int) -> Path:
+    """A generated probe dataset in the cache (made once per seed and size)."""
+    from .probe import write_probe_dataset
+
+    out = cache_dir() / f"probe-seed{seed}-n{clips_per_class}"
+    if not (out / "labels.csv").exists():
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_probe_dataset(tmp, clips_per_class, seed)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+def train_demo_zoo(schemes: list[str] | None = None) -> dict[str, Any]:
+    """Train every demo model from scratch, evaluate on a fresh seed, write the manifest."""
+    from .evaluate import evaluate_checkpoint
+    from .probe import write_probe_dataset
+    from .train import TrainConfig, train_model
+
+    train_dir = probe_set(TRAIN_SEED, TRAIN_CLIPS_PER_CLASS)
+    test_dir = probe_set(TEST_SEED, TEST_CLIPS_PER_CLASS)
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    if not (PROBE_DIR / "labels.csv").exists():
+        write_probe_dataset(PROBE_DIR, ASSET_CLIPS_PER_CLASS, ASSET_PROBE_SEED)
+    manifest = demo_manifest()
+    entries = {e["scheme"]: e for e in manifest["models"]}
+    for scheme in schemes or available_schemes():
+        out = MODELS_DIR / f"{scheme}.pt"
+        config = TrainConfig(scheme=scheme, data=str(train_dir), out=str(out), **DEMO_TRAINING)
+        started = time.perf_counter()
+        train_model(config, resume=True)
+        seconds = time.perf_counter() - started
+        report = evaluate_checkpoint(out, test_dir)
+        entries[scheme] = manifest_entry(scheme, out, config, seconds, report)
+        write_manifest(entries)
+    return demo_manifest()
+
+
+def manifest_entry(scheme: str, out: Path, config: Any, seconds: float, report: dict[str, Any]) -> dict[str, Any]:
+    """One model's manifest record, with metrics measured on the fresh test seed."""
+    from .models import load_model
+
+    model = load_model(out)
+    keys = ("accuracy", "temporal_accuracy", "static_accuracy", "pair_accuracy",
+            "reverse_to_mirror", "per_class", "reverse_to_mirror_per_class", "clips")
+    return {
+        "scheme": scheme,
+        "file": str(out.relative_to(ASSETS)),
+        "sha256": file_sha256(out),
+        "size_bytes": out.stat().st_size,
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_command": config.command().replace(str(cache_dir()), "$WORKBENCH_CACHE"),
+        "train_seconds": round(seconds, 1),
+        "train_data": f"probe-data --seed {TRAIN_SEED} --clips-per-class {TRAIN_CLIPS_PER_CLASS}",
+        "test_data": f"probe-data --seed {TEST_SEED} --clips-per-class {TEST_CLIPS_PER_CLASS}",
+        "evaluate_command": f"python -m workbench evaluate workbench/assets/{out.relative_to(ASSETS)} "
+                            f"--data <probe-data seed {TEST_SEED}>",
+        "metrics": {k: report.get(k) for k in keys},
+    }
+
+
+def write_manifest(entries: dict[str, dict[str, Any]]) -> None:
+    """Write the manifest in registry order."""
+    ordered = [entries[s] for s in available_schemes() if s in entries]
+    MANIFEST.write_text(json.dumps({"models": ordered}, indent=2) + "\n")

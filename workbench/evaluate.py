@@ -1,0 +1,118 @@
+"""Evaluate a checkpoint on a dataset: accuracy, per class kind, confusion, reverse -> mirror."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .datasets import open_dataset
+from .models import file_sha256, load_model
+from .video import load_clip
+
+
+class EvaluationError(ValueError):
+    """The dataset does not fit the model (e.g. unknown class names)."""
+
+
+@torch.inference_mode()
+def evaluate_model(model: torch.nn.Module, data: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Run every video of `data` (and its time reversal) through `model`; return metrics."""
+    spec = model.spec
+    dataset = open_dataset(data)
+    names = spec.class_names
+    unknown = sorted(set(dataset.classes) - set(names))
+    if unknown:
+        raise EvaluationError(f"{data}: classes {unknown} are not classes of the model")
+    n_classes = len(names)
+    labels, preds, rev_preds = [], [], []
+    batch: list[torch.Tensor] = []
+    batch_labels: list[int] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        x = torch.cat(batch)
+        both = model(torch.cat((x, x.flip(1)))).argmax(1)
+        preds.extend(both[: len(batch)].tolist())
+        rev_preds.extend(both[len(batch) :].tolist())
+        labels.extend(batch_labels)
+        batch.clear()
+        batch_labels.clear()
+
+    for item in tqdm(dataset.items, desc=f"evaluating {spec.scheme}", disable=not progress, leave=False):
+        batch.append(load_clip(item.path, spec))
+        batch_labels.append(names.index(item.label_name))
+        if len(batch) == 32:
+            flush()
+    flush()
+    return metrics_from_predictions(spec, np.array(labels), np.array(preds), np.array(rev_preds), n_classes)
+
+
+def metrics_from_predictions(
+    spec: Any, labels: np.ndarray, preds: np.ndarray, rev_preds: np.ndarray, n_classes: int
+) -> dict[str, Any]:
+    """Accuracy overall / by kind / per class, within-mirror-pair accuracy, reverse->mirror rate."""
+    names = spec.class_names
+    kinds = np.array([spec.class_kinds.get(n, "static") for n in names])
+    mirror = np.array([spec.mirror_index(i) if spec.mirror_index(i) is not None else -1 for i in range(n_classes)])
+    correct = preds == labels
+    temporal = kinds[labels] == "temporal"
+    confusion = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(confusion, (labels, preds), 1)
+    report: dict[str, Any] = {
+        "scheme": spec.scheme,
+        "clips": int(len(labels)),
+        "accuracy": float(correct.mean()) if len(labels) else float("nan"),
+        "temporal_accuracy": float(correct[temporal].mean()) if temporal.any() else None,
+        "static_accuracy": float(correct[~temporal].mean()) if (~temporal).any() else None,
+        "per_class": {
+            names[c]: float(correct[labels == c].mean()) for c in range(n_classes) if (labels == c).any()
+        },
+        "class_names": list(names),
+        "confusion": confusion.tolist(),
+    }
+    has_mirror = mirror[labels] >= 0
+    if has_mirror.any():
+        in_pair = has_mirror & ((preds == labels) | (preds == mirror[labels]))
+        report["pair_accuracy"] = float(correct[in_pair].mean()) if in_pair.any() else None
+        report["pair_predictions"] = float(in_pair.sum() / has_mirror.sum())
+        report["reverse_to_mirror"] = float((rev_preds[has_mirror] == mirror[labels[has_mirror]]).mean())
+        report["reverse_to_mirror_per_class"] = {
+            names[c]: float((rev_preds[labels == c] == mirror[c]).mean())
+            for c in range(n_classes) if mirror[c] >= 0 and (labels == c).any()
+        }
+    return report
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Load `checkpoint` and evaluate it on `data`."""
+    model = load_model(checkpoint)
+    report = evaluate_model(model, data, progress)
+    report.update(checkpoint=str(checkpoint), sha256=file_sha256(checkpoint), data=str(data))
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Human-readable summary of an evaluation."""
+
+    def pct(v: Any) -> str:
+        return f"{v:.1%}" if isinstance(v, float) else "-"
+
+    lines = [
+        f"{report['scheme']} on {report.get('data', '?')} ({report['clips']} clips)",
+        f"  accuracy            {pct(report['accuracy'])}",
+        f"  temporal classes    {pct(report['temporal_accuracy'])}",
+        f"  static classes      {pct(report['static_accuracy'])}",
+    ]
+    if "pair_accuracy" in report:
+        lines += [
+            f"  within mirror pairs {pct(report['pair_accuracy'])}  (chance 50%)",
+            f"  reverse -> mirror   {pct(report['reverse_to_mirror'])}",
+        ]
+    lines.append("  per class:")
+    lines += [f"    {name:18s} {pct(acc)}" for name, acc in report["per_class"].items()]
+    return "\n".join(lines)

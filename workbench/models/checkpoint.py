@@ -1,0 +1,154 @@
+"""Saving and loading checkpoints: plain tensors + spec, read with weights_only=True."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .registry import build_model
+from .spec import ModelSpec
+
+FORMAT = "gate-shift-workbench"
+FORMAT_VERSION = 1
+# spec fields a user may change at load time without invalidating the weights
+SAFE_OVERRIDES = {"frames", "input_size", "resize", "class_names"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and the problem."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (provenance)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    history: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights, spec and optional training history atomically (plain data only)."""
+    spec: ModelSpec = model.spec
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "spec": spec.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "history": list(history or []),
+        "extra": dict(extra or {}),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path, *, unsafe_pickle: bool = False) -> dict[str, Any]:
+    """Load a checkpoint file as plain data; refuses code-carrying pickles unless unsafe_pickle."""
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise CheckpointError(f"cannot load {name!r}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"cannot load {name!r}: it is a directory, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"cannot load {name!r}: file is empty")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise CheckpointError(
+                f"refusing to load {name!r}: it contains pickled Python objects that could run code "
+                "(it needs weights_only=False); load it only if you trust it, with unsafe_pickle=True "
+                "(CLI: --unsafe-pickle)"
+            ) from None
+        raise CheckpointError(f"cannot load {name!r}: corrupt checkpoint ({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot load {name!r}: not a readable PyTorch checkpoint ({msg})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"cannot load {name!r}: expected a dict checkpoint, found {type(data).__name__}"
+        )
+    return data
+
+
+def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: Any) -> nn.Module:
+    """Load a checkpoint into a model in eval mode with `model.spec`; strict key matching."""
+    name = str(path)
+    data = read_checkpoint(path, unsafe_pickle=unsafe_pickle)
+    if data.get("format") != FORMAT:
+        keys = ", ".join(sorted(map(str, data))[:8])
+        raise CheckpointError(
+            f"cannot load {name!r}: not a workbench checkpoint and no known release layout "
+            f"(top-level keys: {keys})"
+        )
+    try:
+        spec = ModelSpec.from_dict(dict(data["spec"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"cannot load {name!r}: bad spec ({err})") from None
+    bad = set(overrides) - SAFE_OVERRIDES
+    if bad:
+        raise CheckpointError(
+            f"cannot load {name!r}: override(s) {sorted(bad)} not allowed; allowed: {sorted(SAFE_OVERRIDES)}"
+        )
+    fields = spec.to_dict()
+    fields.update(overrides)
+    if "class_names" in overrides and len(overrides["class_names"]) != spec.num_classes:
+        raise CheckpointError(
+            f"cannot load {name!r}: {len(overrides['class_names'])} class names given, "
+            f"the model has {spec.num_classes} classes"
+        )
+    options = dict(fields.pop("options"))
+    for key in ("layout",):
+        fields.pop(key)
+    model = build_model(
+        fields.pop("scheme"),
+        backbone=fields.pop("backbone"),
+        num_classes=fields.pop("num_classes"),
+        frames=fields.pop("frames"),
+        **options,
+        **fields,
+    )
+    load_state_strict(model, data.get("state_dict", {}), name)
+    model.history = list(data.get("history", []))
+    model.extra = dict(data.get("extra", {}))
+    model.source_path = str(path)
+    model.eval()
+    return model
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """load_state_dict(strict=True) with an error that lists what does not match."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    )
+    if missing or unexpected or wrong:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if items:
+                more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+                parts.append(f"{label}: {', '.join(items[:5])}{more}")
+        raise CheckpointError(f"cannot load {name!r}: weights do not fit the model; " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
