@@ -108,8 +108,10 @@ def test_fast_gate_conv_equals_a_grouped_conv3d() -> None:
         fast.bias.copy_(torch.randn(2, generator=g))
         ref.weight.copy_(fast.weight)
         ref.bias.copy_(fast.bias)
-    x = torch.randn(3, 12, 6, 7, 9, generator=g)
-    assert (fast(x) - ref(x)).abs().max() < 1e-4
+    x = torch.randn(3, 12, 6, 7, 9, generator=g)  # (B, C, T, H, W)
+    folded = x.transpose(1, 2).reshape(18, 12, 7, 9)
+    fast_out = fast(folded, frames=6).permute(0, 2, 1, 3, 4)  # (B, G, T, H, W)
+    assert (fast_out - ref(x)).abs().max() < 1e-4
     assert fast.weight.shape == (2, 6, 3, 3, 3)  # the official conv3D.weight layout
 
 
@@ -220,3 +222,16 @@ def test_load_overrides(tmp_path) -> None:
         wb.load_model(path, class_names=["a"])
     with pytest.raises(wb.CheckpointError, match="not allowed"):
         wb.load_model(path, scheme="gsm")
+
+
+@pytest.mark.parametrize("scheme", ["gsm", "gsf"])
+def test_gated_shift_gradients_are_exact(scheme: str) -> None:
+    """gradcheck (float64) through the gate, the shift and the fusion, input and gate weights."""
+    model = randomize(wb.build_model(scheme, backbone="resnet-tiny", num_classes=3, frames=4))
+    _, op = model.temporal_ops()[0]
+    op = op.double().eval()
+    x = torch.randn(2 * 4, op.channels, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(op, (x,), eps=1e-6, atol=1e-6)
+    weight = op.conv3D.weight
+    assert torch.autograd.gradcheck(lambda w: torch.func.functional_call(op, {"conv3D.weight": w}, (x,)),
+                                    (weight.detach().clone().requires_grad_(True),), eps=1e-6, atol=1e-6)

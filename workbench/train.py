@@ -204,7 +204,7 @@ def train_model(config: TrainConfig, resume: bool = True, progress: bool = True)
             scheduler.step()
             seen += len(y)
             correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss) * len(y)
+            loss_sum += loss.item() * len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2%}")
         val_acc = accuracy(model, val_clips, spec, 64)
         record = {
@@ -236,7 +236,7 @@ def run_extra(config: TrainConfig, epoch: int, val_acc: float) -> dict[str, Any]
     """Provenance stored in the checkpoint."""
     return {
         "train_config": asdict(config), "command": config.command(), "best_epoch": epoch,
-        "best_val_acc": val_acc, "torch": torch.__version__,
+        "best_val_acc": val_acc, "torch": str(torch.__version__),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 from pathlib import Path
@@ -49,8 +50,9 @@ def save_model(
         "version": FORMAT_VERSION,
         "spec": spec.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "history": list(history or []),
-        "extra": dict(extra or {}),
+        # round-trip through JSON: only plain data, so weights_only=True can always read it back
+        "history": json.loads(json.dumps(list(history or []), default=str)),
+        "extra": json.loads(json.dumps(dict(extra or {}), default=str)),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)

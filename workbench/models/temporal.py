@@ -68,8 +68,8 @@ class GateConv3d(nn.Module):
     """Grouped 3x3x3 conv to one gate channel per group, computed as per-frame 2D convs.
 
     The parameter keeps the official `conv3D.weight` layout (groups, C/groups, 3, 3, 3); the forward
-    runs one 2D conv giving each group's three temporal taps, then adds the taps shifted in time.
-    On this CPU that is ~3.5x faster than nn.Conv3d with groups (see FIELD_NOTES).
+    runs one 2D conv on the folded frames giving each group's three temporal taps, then adds the
+    taps shifted in time. On this CPU that is ~3.5x faster than nn.Conv3d with groups (FIELD_NOTES).
     """
 
     def __init__(self, channels: int, groups: int = 2) -> None:
@@ -80,36 +80,40 @@ class GateConv3d(nn.Module):
         self.weight = nn.Parameter(torch.zeros(groups, channels // groups, 3, 3, 3))
         self.bias = nn.Parameter(torch.zeros(groups))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> (B, groups, T, H, W) pre-activation gates."""
-        b, c, t, h, w = x.shape
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """Folded (B*T, C, H, W) -> (B, T, groups, H, W) pre-activation gates."""
+        bt, c, h, w = x.shape
         g = self.groups
         # (g, C/g, kt, kh, kw) -> (g*kt, C/g, kh, kw): output channel g*3+kt is tap kt of group g
         weight2d = self.weight.permute(0, 2, 1, 3, 4).reshape(g * 3, c // g, 3, 3)
-        taps = F.conv2d(fold_time(x), weight2d, padding=1, groups=g)  # (B*T, g*3, H, W)
-        taps = taps.view(b, t, g, 3, h, w)
+        taps = F.conv2d(x, weight2d, padding=1, groups=g).view(bt // frames, frames, g, 3, h, w)
         # a 3D conv output at t sums tap kt applied to frame t+kt-1
-        gate = (
-            shift_time(taps[:, :, :, 0], 1)
-            + taps[:, :, :, 1]
-            + shift_time(taps[:, :, :, 2], -1)
-        )
-        return gate.transpose(1, 2) + self.bias.view(1, g, 1, 1, 1)
+        gate = shift_time(taps[:, :, :, 0], 1) + taps[:, :, :, 1] + shift_time(taps[:, :, :, 2], -1)
+        return gate + self.bias.view(1, 1, g, 1, 1)
+
+
+class GateActivation(nn.Module):
+    """tanh of the gate logits, returned as (B, groups, T, H, W): the tensor hooks capture."""
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(logits).permute(0, 2, 1, 3, 4)
 
 
 def interleave_groups(y: torch.Tensor, groups: int) -> torch.Tensor:
-    """Official GSM/GSF channel interleave: within each group, alternate halves of its channels."""
-    b, c, t, h, w = y.shape
+    """Official GSM/GSF channel interleave on (B, T, C, H, W): alternate halves within each group."""
+    b, t, c, h, w = y.shape
     per = c // groups
-    y = y.view(b, groups, 2, per // 2, t, h, w).transpose(2, 3)
-    return y.reshape(b, c, t, h, w)
+    y = y.view(b, t, groups, 2, per // 2, h, w).transpose(3, 4)
+    return y.reshape(b, t, c, h, w)
 
 
 class GateShift(TemporalOp):
     """GSM: BN+ReLU -> grouped 3x3x3 conv -> tanh gates; gated part shifted, remainder kept.
 
-    Group g (of `gate_groups`) shifts backward in time when g is even, forward when odd.
-    The gate tensor is the output of the `gate` submodule (a forward hook sees (B, G, T, H, W)).
+    Group g (of `gate_groups`) shifts backward in time when g is even, forward when odd. Works on
+    folded frames throughout (a view as (B, T, C, H, W) costs nothing); BatchNorm over the folded
+    batch has BatchNorm3d's statistics and parameter names. The `gate` submodule's output is the
+    gate tensor (B, G, T, H, W), so a forward hook can read or replace it.
     """
 
     def __init__(
@@ -119,31 +123,42 @@ class GateShift(TemporalOp):
         self.channels = channels
         self.gate_groups = gate_groups
         self.interleave = interleave
-        self.bn = nn.BatchNorm3d(channels)
-        self.relu = nn.ReLU()
+        self.bn = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)  # acts on the fresh BN output only
         self.conv3D = GateConv3d(channels, gate_groups)
-        self.gate = nn.Tanh()
+        self.gate = GateActivation()
 
-    def gated_parts(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Split (B,C,T,H,W) into per-group shifted gated parts and kept remainders."""
-        gates = self.gate(self.conv3D(self.relu(self.bn(x))))
-        shifted, kept = [], []
-        for g, x_group in enumerate(x.chunk(self.gate_groups, dim=1)):
-            moved = gates[:, g : g + 1] * x_group
-            shifted.append(shift_time(moved, -1 if g % 2 == 0 else 1, dim=2))
-            kept.append(x_group - moved)
-        return shifted, kept
+    def gated_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Folded x viewed as (B, T, G, C/G, H, W) and its gates broadcast to (B, T, G, 1, H, W)."""
+        gates = self.gate(self.conv3D(self.relu(self.bn(x)), self.frames))  # (B, G, T, H, W)
+        bt, c, h, w = x.shape
+        x6 = x.view(bt // self.frames, self.frames, self.gate_groups, c // self.gate_groups, h, w)
+        return x6, gates.permute(0, 2, 1, 3, 4).unsqueeze(3)
 
-    def combine(self, shifted: list[torch.Tensor], kept: list[torch.Tensor]) -> torch.Tensor:
-        """GSM adds the shifted gated part to the kept remainder."""
-        return torch.cat([s + k for s, k in zip(shifted, kept)], dim=1)
+    def arrive(self, out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
+        """Add each group's gated features one frame back (even groups) or forward (odd groups).
+
+        `out` is a fresh intermediate, never the module input, so the in-place slice updates are
+        safe for autograd (gradcheck in the tests) and save full-size copies in every block.
+        """
+        for g in range(self.gate_groups):
+            if g % 2 == 0:  # frame t receives gate * x from t+1
+                out[:, :-1, g].addcmul_(x6[:, 1:, g], g6[:, 1:, g])
+            else:  # frame t receives gate * x from t-1
+                out[:, 1:, g].addcmul_(x6[:, :-1, g], g6[:, :-1, g])
+        return out
+
+    def route(self, x: torch.Tensor) -> torch.Tensor:
+        """GSM: kept remainder (1 - gate) * x plus the arriving gated part, (B, T, G, C/G, H, W)."""
+        x6, g6 = self.gated_input(x)
+        return self.arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x5 = unfold_time(x, self.frames)
-        y = self.combine(*self.gated_parts(x5))
+        y = self.route(x)
         if self.interleave:
-            y = interleave_groups(y, self.gate_groups)
-        return fold_time(y)
+            b, t = y.shape[:2]
+            y = interleave_groups(y.reshape(b, t, self.channels, *y.shape[-2:]), self.gate_groups)
+        return y.reshape(x.shape)
 
 
 class GateShiftFuse(GateShift):
@@ -166,19 +181,22 @@ class GateShiftFuse(GateShift):
         active += active % 2
         super().__init__(active, frames, gate_groups, interleave)
         self.total_channels = channels
-        self.fusion = nn.ModuleList(
-            nn.Conv2d(2, 1, 3, padding=1) for _ in range(gate_groups)
-        )
+        self.fusion = nn.ModuleList(nn.Conv2d(2, 1, 3, padding=1) for _ in range(gate_groups))
         self.fuse_weight = nn.Sigmoid()
 
-    def combine(self, shifted: list[torch.Tensor], kept: list[torch.Tensor]) -> torch.Tensor:
-        """Mix shifted and kept features with sigmoid weights per channel and frame."""
+    def route(self, x: torch.Tensor) -> torch.Tensor:
+        """GSF: shifted and kept parts mixed with sigmoid weights per channel group and frame."""
+        x6, g6 = self.gated_input(x)
+        kept = torch.addcmul(x6, x6, g6, value=-1)
+        shifted = self.arrive(torch.zeros_like(x6), x6, g6)
         out = []
-        for conv, s, k in zip(self.fusion, shifted, kept):
-            pooled = torch.stack((s.mean(dim=(3, 4)), k.mean(dim=(3, 4))), dim=1)  # (B,2,C,T)
-            w = self.fuse_weight(conv(pooled)).squeeze(1)[..., None, None]  # (B,C,T,1,1)
-            out.append(s * w + k * (1 - w))
-        return torch.cat(out, dim=1)
+        for g, conv in enumerate(self.fusion):
+            s_g, k_g = shifted[:, :, g], kept[:, :, g]  # (B, T, c, H, W)
+            # pooled (B, 2, c, T): the fusion conv runs over the channel x time plane
+            pooled = torch.stack((s_g.mean(dim=(3, 4)), k_g.mean(dim=(3, 4))), dim=1).transpose(2, 3)
+            weight = self.fuse_weight(conv(pooled)).squeeze(1).transpose(1, 2)[..., None, None]
+            out.append(k_g + weight * (s_g - k_g))
+        return torch.stack(out, dim=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels == self.total_channels:

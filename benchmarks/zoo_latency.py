@@ -1,0 +1,60 @@
+"""CPU latency of every scheme relative to tsn, measured side by side in one run.
+
+Target: GSM <= 1.10x TSN. Interleaved repeats (scheme order rotated every round) so that load
+from other processes hits every scheme alike; the figure is the median over rounds.
+
+    python benchmarks/zoo_latency.py [--backbone resnet50] [--frames 8] [--size 224] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install
+from workbench import available_schemes, build_model  # noqa: E402
+
+
+def main() -> None:
+    """Print median latency per scheme and its ratio to tsn."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--schemes", nargs="*", default=available_schemes())
+    args = parser.parse_args()
+    schemes = list(dict.fromkeys(["tsn", *args.schemes]))
+    models = {
+        s: build_model(s, backbone=args.backbone, num_classes=174, frames=args.frames).eval() for s in schemes
+    }
+    clip = torch.randn(args.batch, args.frames, 3, args.size, args.size)
+    times: dict[str, list[float]] = {s: [] for s in schemes}
+    with torch.inference_mode():
+        for model in models.values():
+            model(clip)  # warm-up
+        for r in range(args.rounds):
+            order = schemes[r % len(schemes):] + schemes[: r % len(schemes)]
+            for s in order:
+                start = time.perf_counter()
+                models[s](clip)
+                times[s].append(time.perf_counter() - start)
+    base = statistics.median(times["tsn"])
+    print(f"backbone={args.backbone} frames={args.frames} size={args.size} batch={args.batch} "
+          f"rounds={args.rounds} threads={torch.get_num_threads()}")
+    print(f"{'scheme':10s} {'median ms':>10s} {'vs tsn':>8s}")
+    for s in schemes:
+        med = statistics.median(times[s])
+        print(f"{s:10s} {1000 * med:10.1f} {med / base:8.3f}x")
+    gsm = statistics.median(times.get("gsm", times["tsn"])) / base
+    print(f"GSM overhead over TSN: {gsm:.3f}x (target <= 1.10x) -> {'PASS' if gsm <= 1.10 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
