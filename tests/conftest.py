@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,3 +32,12 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 fan_in = t[0].numel()
                 t.copy_(torch.randn(t.shape, generator=g) * (2.0 / fan_in) ** 0.5)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_probe(tmp_path_factory) -> "Path":
+    """A real probe dataset on disk: 3 clips per class, 16 frames, 32x32 px."""
+    from workbench.probe import write_probe_dataset
+
+    return write_probe_dataset(tmp_path_factory.mktemp("probe") / "data", 3, seed=11, frames=16, size=32,
+                               progress=False)

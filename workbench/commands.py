@@ -1,14 +1,73 @@
-"""Handlers of the CLI subcommands (thin: parse -> library call -> print)."""
+"""Core CLI subcommands: zoo, probe-data, predict, train, evaluate, demo (parse -> library -> print)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .cli import UserError, command, print_json
+from .cli import UserError, print_json
 
 
-@command("zoo")
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the core subcommands."""
+    p = sub.add_parser("zoo", help="parameters, FLOPs and CPU latency of every scheme")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--classes", type=int, default=174, help="classifier width (default: Something-v1's 174)")
+    p.add_argument("--repeats", type=int, default=3, help="timed forward passes per scheme")
+    p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(handler=zoo)
+
+    p = sub.add_parser("probe-data", help="generate the temporal probe dataset")
+    p.add_argument("out", type=Path)
+    p.add_argument("--clips-per-class", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=48)
+    p.set_defaults(handler=probe_data)
+
+    p = sub.add_parser("predict", help="classify one video with a checkpoint")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("video", type=Path)
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--unsafe-pickle", action="store_true",
+                   help="allow checkpoints that need weights_only=False (runs code from the file)")
+    p.set_defaults(handler=predict)
+
+    p = sub.add_parser("train", help="train a model on a video dataset")
+    p.add_argument("--scheme", required=True)
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. probe data)")
+    p.add_argument("--val-data", type=Path, help="validation dataset (default: a split of --data)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint to write")
+    p.add_argument("--backbone", default="resnet-tiny")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=48)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--no-resume", action="store_true", help="ignore a saved training state")
+    p.set_defaults(handler=train)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class and reverse->mirror on a dataset")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=evaluate)
+
+    p = sub.add_parser("demo", help="list, re-measure or retrain the shipped demo models")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--train", action="store_true", help="regenerate every demo model from scratch")
+    p.add_argument("--evaluate", action="store_true",
+                   help="measure the shipped models again on the fresh test seed (updates the manifest)")
+    p.add_argument("--schemes", nargs="*", help="only these schemes (with --train)")
+    p.set_defaults(handler=demo)
+
+
 def zoo(args: argparse.Namespace) -> int:
     """Print the scheme complexity table."""
     from .models.complexity import zoo_table
@@ -27,7 +86,6 @@ def zoo(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("probe-data")
 def probe_data(args: argparse.Namespace) -> int:
     """Write the temporal probe dataset."""
     from .probe import write_probe_dataset
@@ -39,7 +97,6 @@ def probe_data(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("predict")
 def predict(args: argparse.Namespace) -> int:
     """Top-K classes of one video."""
     import torch
@@ -57,7 +114,6 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("train")
 def train(args: argparse.Namespace) -> int:
     """Train one model."""
     from .train import TrainConfig, train_model
@@ -73,7 +129,6 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("evaluate")
 def evaluate(args: argparse.Namespace) -> int:
     """Accuracy overall, per class kind, per class, and reverse -> mirror."""
     from .evaluate import evaluate_checkpoint, format_report
@@ -86,15 +141,18 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("demo")
 def demo(args: argparse.Namespace) -> int:
     """List or regenerate the shipped demo models."""
-    from .demo import demo_manifest, train_demo_zoo
+    from .demo import demo_manifest, reevaluate_demo_zoo, train_demo_zoo
 
     if args.train:
         train_demo_zoo(args.schemes or None)
+    if args.evaluate:
+        reevaluate_demo_zoo()
     manifest = demo_manifest()
-    if args.list or not args.train:
+    if not manifest["models"]:
+        raise UserError("no demo models shipped; run `python -m workbench demo --train`")
+    if args.list or not (args.train or args.evaluate):
         for entry in manifest["models"]:
             acc = entry.get("metrics", {}).get("accuracy")
             acc_text = f"{acc:.1%}" if isinstance(acc, float) else "-"

@@ -90,13 +90,17 @@ def train_demo_zoo(schemes: list[str] | None = None) -> dict[str, Any]:
     return demo_manifest()
 
 
-def manifest_entry(scheme: str, out: Path, config: Any, seconds: float, report: dict[str, Any]) -> dict[str, Any]:
+METRIC_KEYS = ("accuracy", "temporal_accuracy", "static_accuracy", "pair_accuracy", "reverse_to_mirror",
+               "per_class", "reverse_to_mirror_per_class", "clips", "class_names", "confusion")
+
+
+def manifest_entry(
+    scheme: str, out: Path, config: Any, seconds: float, report: dict[str, Any]
+) -> dict[str, Any]:
     """One model's manifest record, with metrics measured on the fresh test seed."""
     from .models import load_model
 
     model = load_model(out)
-    keys = ("accuracy", "temporal_accuracy", "static_accuracy", "pair_accuracy",
-            "reverse_to_mirror", "per_class", "reverse_to_mirror_per_class", "clips")
     return {
         "scheme": scheme,
         "file": str(out.relative_to(ASSETS)),
@@ -109,8 +113,22 @@ def manifest_entry(scheme: str, out: Path, config: Any, seconds: float, report: 
         "test_data": f"probe-data --seed {TEST_SEED} --clips-per-class {TEST_CLIPS_PER_CLASS}",
         "evaluate_command": f"python -m workbench evaluate workbench/assets/{out.relative_to(ASSETS)} "
                             f"--data <probe-data seed {TEST_SEED}>",
-        "metrics": {k: report.get(k) for k in keys},
+        "metrics": {k: report.get(k) for k in METRIC_KEYS},
     }
+
+
+def reevaluate_demo_zoo() -> dict[str, Any]:
+    """Measure every shipped checkpoint again on the fresh test seed and update the manifest."""
+    from .evaluate import evaluate_checkpoint
+
+    test_dir = probe_set(TEST_SEED, TEST_CLIPS_PER_CLASS)
+    entries = {e["scheme"]: e for e in demo_manifest()["models"]}
+    for scheme, path in demo_checkpoints().items():
+        report = evaluate_checkpoint(path, test_dir)
+        entries[scheme]["metrics"] = {k: report.get(k) for k in METRIC_KEYS}
+        entries[scheme]["sha256"] = file_sha256(path)
+    write_manifest(entries)
+    return demo_manifest()
 
 
 def write_manifest(entries: dict[str, dict[str, Any]]) -> None:

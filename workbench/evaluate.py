@@ -58,7 +58,8 @@ def metrics_from_predictions(
     """Accuracy overall / by kind / per class, within-mirror-pair accuracy, reverse->mirror rate."""
     names = spec.class_names
     kinds = np.array([spec.class_kinds.get(n, "static") for n in names])
-    mirror = np.array([spec.mirror_index(i) if spec.mirror_index(i) is not None else -1 for i in range(n_classes)])
+    mirrors = [spec.mirror_index(i) for i in range(n_classes)]
+    mirror = np.array([-1 if m is None else m for m in mirrors])
     correct = preds == labels
     temporal = kinds[labels] == "temporal"
     confusion = np.zeros((n_classes, n_classes), dtype=int)

@@ -7,8 +7,9 @@ run on (B, C, T, H, W) with the same names; their kernels are 3D.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

@@ -6,7 +6,8 @@ Each builder takes (in_channels, out_channels, stride, options) and returns a mo
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn

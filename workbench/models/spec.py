@@ -59,7 +59,7 @@ class ModelSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         """Inverse of to_dict; unknown keys are an error so a foreign file is not half-read."""
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
