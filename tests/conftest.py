@@ -35,7 +35,7 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="session")
-def tiny_probe(tmp_path_factory) -> "Path":
+def tiny_probe(tmp_path_factory) -> Path:
     """A real probe dataset on disk: 3 clips per class, 16 frames, 32x32 px."""
     from workbench.probe import write_probe_dataset
 

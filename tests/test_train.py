@@ -38,7 +38,9 @@ def test_training_is_deterministic_with_a_seed(tiny_probe: Path, tmp_path: Path)
         assert torch.equal(value, b.state_dict()[key]), key
 
 
-def test_interrupted_training_resumes_to_the_same_result(tiny_probe: Path, tmp_path: Path, monkeypatch) -> None:
+def test_interrupted_training_resumes_to_the_same_result(
+    tiny_probe: Path, tmp_path: Path, monkeypatch
+) -> None:
     train_model(config(tiny_probe, tmp_path / "full.pt", epochs=2), progress=False)
     calls = {"n": 0}
     real_accuracy = train_module.accuracy

@@ -59,7 +59,9 @@ def load_imagenet_weights(
             report.skipped.append(key)
     report.untouched = sorted(set(own) - set(updates))
     if not updates:
-        raise CheckpointError("no parameter of the file fits the model: is it a torchvision ResNet of this depth?")
+        raise CheckpointError(
+            "no parameter of the file fits the model: is it a torchvision ResNet of this depth?"
+        )
     with torch.no_grad():
         for key, value in updates.items():
             own[key].copy_(value.to(own[key].dtype))
