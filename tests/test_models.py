@@ -235,3 +235,30 @@ def test_gated_shift_gradients_are_exact(scheme: str) -> None:
     weight = op.conv3D.weight
     assert torch.autograd.gradcheck(lambda w: torch.func.functional_call(op, {"conv3D.weight": w}, (x,)),
                                     (weight.detach().clone().requires_grad_(True),), eps=1e-6, atol=1e-6)
+
+
+def test_random_bytes_are_corrupt_not_malicious(tmp_path) -> None:
+    path = tmp_path / "noise.pt"
+    path.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(wb.CheckpointError) as err:
+        wb.load_model(path)
+    assert "refusing" not in str(err.value) and "noise.pt" in str(err.value)
+
+
+def test_code_carrying_pickle_in_torch_zip_format_is_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "evil_zip.pt"
+    torch.save({"state_dict": Payload()}, path)  # torch's own zip container, protocol 2
+    with pytest.raises(wb.CheckpointError, match="refusing"):
+        wb.load_model(path)
+    assert "pwned" not in capsys.readouterr().out
+    assert wb.load_model(wb.save_model(wb.build_model("tsn", backbone="resnet-tiny", num_classes=2),
+                                       tmp_path / "ok.pt")).spec.num_classes == 2
+
+
+def test_spec_naming_an_unknown_scheme_is_a_checkpoint_error(tmp_path) -> None:
+    path = wb.save_model(wb.build_model("tsn", backbone="resnet-tiny", num_classes=2), tmp_path / "m.pt")
+    data = torch.load(path, weights_only=True)
+    data["spec"]["scheme"] = "i3d"
+    torch.save(data, path)
+    with pytest.raises(wb.CheckpointError, match="does not build"):
+        wb.load_model(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +71,60 @@ def read_checkpoint(path: str | Path, *, unsafe_pickle: bool = False) -> dict[st
         raise CheckpointError(f"cannot load {name!r}: file is empty")
     try:
         data = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+    except Exception as err:  # torch raises many types for foreign bytes; all mean "cannot load"
+        if not unsafe_pickle and carries_code(path):
             raise CheckpointError(
                 f"refusing to load {name!r}: it contains pickled Python objects that could run code "
                 "(it needs weights_only=False); load it only if you trust it, with unsafe_pickle=True "
                 "(CLI: --unsafe-pickle)"
             ) from None
-        raise CheckpointError(f"cannot load {name!r}: corrupt checkpoint ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as err:
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        msg = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"cannot load {name!r}: not a readable PyTorch checkpoint ({msg})") from None
     if not isinstance(data, dict):
         raise CheckpointError(
             f"cannot load {name!r}: expected a dict checkpoint, found {type(data).__name__}"
         )
     return data
+
+
+
+
+def carries_code(path: str | Path) -> bool:
+    """True when the file's pickle references Python callables (scanned with pickletools: runs nothing).
+
+    torch's weights_only files reference torch's own rebuild functions too, so only callables
+    outside the `torch`/`collections` allow-list count.
+    """
+    import pickletools
+    import zipfile
+
+    def scan(stream: bytes) -> bool:
+        pending: list[str] = []
+        try:
+            for opcode, arg, _ in pickletools.genops(stream):
+                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE") and isinstance(arg, str):
+                    pending = (pending + [arg])[-2:]
+                if opcode.name == "GLOBAL" and isinstance(arg, str):
+                    module = arg.split(" ")[0]
+                    if not module.startswith(("torch", "collections", "numpy")):
+                        return True
+                if opcode.name == "STACK_GLOBAL" and pending:
+                    module = pending[0]
+                    if not module.startswith(("torch", "collections", "numpy")):
+                        return True
+                if opcode.name in ("INST", "OBJ"):
+                    return True
+        except Exception:  # not a pickle at all: corrupt, not malicious
+            return False
+        return False
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return any(scan(archive.read(n)) for n in archive.namelist() if n.endswith(".pkl"))
+        return scan(Path(path).read_bytes())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: Any) -> nn.Module:
@@ -120,14 +156,17 @@ def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: An
     options = dict(fields.pop("options"))
     for key in ("layout",):
         fields.pop(key)
-    model = build_model(
-        fields.pop("scheme"),
-        backbone=fields.pop("backbone"),
-        num_classes=fields.pop("num_classes"),
-        frames=fields.pop("frames"),
-        **options,
-        **fields,
-    )
+    try:
+        model = build_model(
+            fields.pop("scheme"),
+            backbone=fields.pop("backbone"),
+            num_classes=fields.pop("num_classes"),
+            frames=fields.pop("frames"),
+            **options,
+            **fields,
+        )
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"cannot load {name!r}: its spec does not build a model ({err})") from None
     load_state_strict(model, data.get("state_dict", {}), name)
     model.history = list(data.get("history", []))
     model.extra = dict(data.get("extra", {}))

@@ -1,0 +1,1 @@
+"""Analyses over any model (results as plain data) and the plotly figures drawn from them."""

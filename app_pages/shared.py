@@ -1,0 +1,234 @@
+"""Streamlit glue shared by every page: cached loading, the sidebar's selection, progress, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from analysis.zoo import (
+    ModelSummary,
+    Prediction,
+    class_mismatch,
+    complexity_config,
+    confusion_frame,
+    predict_video,
+    summarize,
+)
+from analysis.zoo import complexity_table as zoo_complexity
+from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp
+from workbench.demo import TEST_SEED, demo_probe_dir
+from workbench.evaluate import EvaluationError, evaluate_model
+from workbench.models import CheckpointError, load_model
+from workbench.video import VideoError, video_info
+
+# Errors whose message is for the user; anything else is our bug and should show as one.
+# ValueError/KeyError/TypeError: a checkpoint whose spec names an unknown scheme or backbone.
+MODEL_ERRORS = (CheckpointError, ValueError, KeyError, TypeError, OSError)
+VIDEO_ERRORS = (VideoError, OSError, ValueError)
+
+CHOSEN_MODELS = "chosen_models"  # session_state key: list[ModelSource] picked in the sidebar
+CHOSEN_CLIP = "chosen_clip"  # session_state key: ClipSource | None picked in the sidebar
+
+
+def error_message(err: BaseException) -> str:
+    """The first line of an error, as the user should read it."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def model_error_message(path: str, err: BaseException) -> str:
+    """What went wrong loading a checkpoint; errors that do not name the file are prefixed with it."""
+    if isinstance(err, CheckpointError):
+        return error_message(err)
+    # e.g. torch.load's KeyError on some non-checkpoint files, or a spec naming an unknown scheme
+    return f"cannot load {path!r}: not a usable checkpoint ({type(err).__name__}: {error_message(err)})"
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _load_model(path: str, stamp: str) -> torch.nn.Module:
+    """A checkpoint loaded once per (path, mtime+size); weights_only, never unpickles code."""
+    return load_model(path)
+
+
+def load_source(source: ModelSource) -> torch.nn.Module:
+    """The model of a source (cached); raises CheckpointError (or the spec's ValueError)."""
+    try:
+        stamp = file_stamp(source.path)
+    except OSError:
+        raise CheckpointError(f"cannot load {source.path!r}: no such file") from None
+    return _load_model(source.path, stamp)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _probe_evaluation(path: str, stamp: str, probe: str, probe_stamp: str) -> dict[str, Any]:
+    return evaluate_model(_load_model(path, stamp), probe, progress=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def complexity_table(config: tuple[str, int, int, int], schemes: tuple[str, ...]) -> pd.DataFrame:
+    """Params, FLOPs and interleaved latency for one (backbone, frames, size, classes) (cached)."""
+    return zoo_complexity(config, list(schemes))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _prediction(path: str, stamp: str, video: str, video_stamp: str) -> Prediction:
+    return predict_video(_load_model(path, stamp), video)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _video_info(path: str, stamp: str) -> dict[str, Any]:
+    return video_info(path)
+
+
+def clip_info(clip: ClipSource) -> dict[str, Any]:
+    """Frame count, size and fps of the clip's video (cached); raises VideoError."""
+    try:
+        stamp = file_stamp(clip.path)
+    except OSError:
+        raise VideoError(f"cannot decode {clip.path!r}: no such file") from None
+    return _video_info(clip.path, stamp)
+
+
+def chosen_models() -> list[ModelSource]:
+    """The models picked in the sidebar."""
+    return list(st.session_state.get(CHOSEN_MODELS, []))
+
+
+def chosen_clip() -> ClipSource | None:
+    """The clip picked in the sidebar (None when none is usable)."""
+    return st.session_state.get(CHOSEN_CLIP)
+
+
+def load_chosen(sources: list[ModelSource]) -> list[tuple[ModelSource, torch.nn.Module]]:
+    """Load the chosen models with a progress bar; a model that fails is reported and skipped."""
+    loaded, failures = [], []
+    bar = st.progress(0.0, text="loading models")
+    for i, source in enumerate(sources):
+        bar.progress(i / len(sources), text=f"loading {source.label} ({i + 1}/{len(sources)})")
+        try:
+            loaded.append((source, load_source(source)))
+        except MODEL_ERRORS as err:
+            failures.append(f"**{source.label}**: {model_error_message(source.path, err)}")
+    bar.empty()
+    for failure in failures:
+        st.error(failure, icon=":material/error:")
+    return loaded
+
+
+def probe_classes(probe: Path) -> list[str]:
+    """Class names of a probe folder (classes.json), empty when it has none."""
+    meta = probe / "classes.json"
+    if not meta.is_file():
+        return []
+    return [entry["name"] for entry in json.loads(meta.read_text())["classes"]]
+
+
+def probe_metrics(source: ModelSource, model: torch.nn.Module) -> tuple[dict[str, Any] | None, str]:
+    """Metrics on the shipped probe clips (cached), or None and the reason why not."""
+    probe = demo_probe_dir()
+    if not (probe / "labels.csv").is_file():
+        return None, "no probe clips are shipped yet"
+    mismatch = class_mismatch(model.spec, probe_classes(probe))
+    if mismatch:
+        return None, f"not scored: {mismatch}"
+    try:
+        metrics = _probe_evaluation(source.path, file_stamp(source.path), str(probe),
+                                    file_stamp(probe / "labels.csv"))
+    except (EvaluationError, *VIDEO_ERRORS, FileNotFoundError) as err:
+        return None, f"not scored: {error_message(err)}"
+    return metrics, f"shipped probe clips ({metrics['clips']} clips)"
+
+
+def summaries(loaded: list[tuple[ModelSource, torch.nn.Module]]) -> list[ModelSummary]:
+    """One summary per loaded model, with manifest metrics (demo) or probe-clip metrics (others)."""
+    manifest = demo_metrics()
+    result = []
+    pending = [(s, m) for s, m in loaded if not manifest.get(str(Path(s.path).resolve()))]
+    status = st.status(f"scoring {len(pending)} model(s) on the probe clips") if pending else None
+    for source, model in loaded:
+        summary = summarize(source.label, model)
+        metrics = manifest.get(str(Path(source.path).resolve()))
+        if metrics:
+            clips = metrics.get("clips")
+            summary.metrics = metrics
+            count = f" ({clips} clips)" if clips else ""
+            summary.metrics_source = f"probe test set, seed {TEST_SEED}{count}"
+        else:
+            if status is not None:
+                status.update(label=f"scoring {source.label} on the probe clips")
+            summary.metrics, text = probe_metrics(source, model)
+            if summary.metrics:
+                summary.metrics_source = text
+            else:
+                summary.metrics_note = text
+        result.append(summary)
+    if status is not None:
+        status.update(label="scored on the probe clips", state="complete")
+    return result
+
+
+def complexity_tables(summaries: list[ModelSummary]) -> dict[tuple, pd.DataFrame]:
+    """A complexity table per configuration among the models (cached; latency measured once)."""
+    configs: dict[tuple, set[str]] = {}
+    for summary in summaries:
+        configs.setdefault(complexity_config(summary.spec), set()).add(summary.spec.scheme)
+    tables = {}
+    for config, schemes in configs.items():
+        backbone, frames, size, _ = config
+        with st.spinner(f"measuring parameters, FLOPs and latency ({backbone}, {frames} frames, {size} px)"):
+            try:
+                tables[config] = complexity_table(config, tuple(sorted(schemes)))
+            except (ValueError, RuntimeError) as err:
+                st.warning(f"no cost figures for {backbone} at {size} px: {error_message(err)}")
+    return tables
+
+
+def predictions(
+    loaded: list[tuple[ModelSource, torch.nn.Module]], clip: ClipSource
+) -> dict[str, Prediction]:
+    """Each model's prediction on the clip (cached), with a progress bar; failures reported."""
+    result: dict[str, Prediction] = {}
+    clip_stamp = file_stamp(clip.path)
+    bar = st.progress(0.0, text="predicting")
+    for i, (source, _) in enumerate(loaded):
+        bar.progress(i / len(loaded), text=f"{source.label} on {clip.label} ({i + 1}/{len(loaded)})")
+        try:
+            result[source.label] = _prediction(source.path, file_stamp(source.path), clip.path, clip_stamp)
+        except VIDEO_ERRORS as err:
+            st.error(f"**{source.label}** cannot read {clip.label}: {error_message(err)}",
+                     icon=":material/error:")
+    bar.empty()
+    return result
+
+
+def confusions(
+    loaded: list[tuple[ModelSource, torch.nn.Module]], summaries: list[ModelSummary]
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Confusion matrix per model: recorded with its metrics, else measured on the probe clips."""
+    result: dict[str, pd.DataFrame] = {}
+    measured, missing = [], []
+    bar = st.progress(0.0, text="confusion matrices")
+    for i, ((source, model), summary) in enumerate(zip(loaded, summaries)):
+        frame = confusion_frame(summary.metrics or {})
+        if frame is None:
+            bar.progress(i / len(loaded), text=f"confusion matrix of {source.label} on the probe clips")
+            metrics, reason = probe_metrics(source, model)
+            frame = confusion_frame(metrics or {})
+            if frame is not None:
+                measured.append(source.label)
+            else:
+                missing.append(f"{source.label} ({reason.removeprefix('not scored: ')})")
+        if frame is not None:
+            result[source.label] = frame
+    bar.empty()
+    notes = []
+    if measured:
+        notes.append(f"Measured on the shipped probe clips (few clips per class) for: {', '.join(measured)}.")
+    if missing:
+        notes.append(f"No confusion matrix for: {', '.join(missing)}.")
+    return result, notes

@@ -1,0 +1,164 @@
+"""The shared sidebar: pick models (demo zoo, upload, path) and a clip; the choice goes to session_state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from workbench.app_state import (
+    ClipSource,
+    ModelSource,
+    checkpoint_path,
+    demo_model_sources,
+    probe_clips,
+    store_upload,
+    unique_label,
+    video_path,
+)
+from workbench.video import VIDEO_EXTENSIONS
+
+from .shared import (
+    CHOSEN_CLIP,
+    CHOSEN_MODELS,
+    MODEL_ERRORS,
+    VIDEO_ERRORS,
+    clip_info,
+    error_message,
+    load_source,
+    model_error_message,
+)
+
+MODEL_LABELS = "model_labels"  # the multiselect's key
+ADDED = "added_models"  # label -> ModelSource for uploaded / typed checkpoints
+MODEL_ERROR = "model_error"  # last add-a-checkpoint problem, shown until the next attempt
+CHECKPOINT_UPLOAD = "checkpoint_upload"
+CHECKPOINT_PATH = "checkpoint_path"
+CHECKPOINT_TYPES = ["pt", "pth", "ckpt", "bin", "tar"]
+PROBE, UPLOAD, PATH = "Probe clip", "Upload", "Path"  # where the clip comes from (radio options)
+
+
+def _add_model(source: ModelSource, shown_name: str | None = None) -> None:
+    """Load a new checkpoint once to check it; select it on success, remember the error if not."""
+    added: dict[str, ModelSource] = st.session_state.setdefault(ADDED, {})
+    try:
+        model = load_source(source)
+    except MODEL_ERRORS as err:
+        message = model_error_message(source.path, err)
+        # an upload is named as the user knows it, not by its temp file
+        st.session_state[MODEL_ERROR] = message.replace(source.path, shown_name or source.path)
+        return
+    st.session_state[MODEL_ERROR] = None
+    same = [label for label, known in added.items() if known.path == source.path]
+    if same:
+        label = same[0]
+    else:
+        label = unique_label(f"{source.label} ({model.spec.scheme})", set(added) | _demo_labels())
+        added[label] = ModelSource(label, source.path, source.origin, model.spec.scheme)
+    selected = list(st.session_state.get(MODEL_LABELS, []))
+    if label not in selected:
+        st.session_state[MODEL_LABELS] = [*selected, label]
+
+
+def _on_upload() -> None:
+    upload = st.session_state.get(CHECKPOINT_UPLOAD)
+    if upload is None:
+        return
+    path = store_upload(upload.name, upload.getvalue())
+    _add_model(ModelSource(Path(upload.name).stem or "upload", str(path), "upload"), shown_name=upload.name)
+
+
+def _on_path() -> None:
+    text = st.session_state.get(CHECKPOINT_PATH, "")
+    if not text.strip():
+        return
+    try:
+        path = checkpoint_path(text)
+    except MODEL_ERRORS as err:
+        st.session_state[MODEL_ERROR] = error_message(err)
+        return
+    _add_model(ModelSource(path.stem, str(path), "path"))
+
+
+def _demo_labels() -> set[str]:
+    return {source.label for source in demo_model_sources()}
+
+
+def _models() -> list[ModelSource]:
+    """The models section; returns the chosen sources in the order shown."""
+    st.header("Models", divider="gray")
+    demo = demo_model_sources()
+    added: dict[str, ModelSource] = st.session_state.setdefault(ADDED, {})
+    options = {source.label: source for source in demo} | added
+    if MODEL_LABELS not in st.session_state:
+        st.session_state[MODEL_LABELS] = [source.label for source in demo]
+    # drop labels whose file went away (the demo zoo can change while the app runs)
+    st.session_state[MODEL_LABELS] = [label for label in st.session_state[MODEL_LABELS] if label in options]
+    if not demo:
+        st.info("No demo models are shipped yet (`python -m workbench demo --train`). "
+                "Add a checkpoint below.", icon=":material/info:")
+    labels = st.multiselect("Models to compare", list(options), key=MODEL_LABELS,
+                            help="The shipped demo zoo (one probe-trained model per scheme) and any "
+                                 "checkpoint you add below.")
+    with st.expander("Add a checkpoint", expanded=bool(st.session_state.get(MODEL_ERROR))):
+        st.file_uploader("Upload a checkpoint", type=CHECKPOINT_TYPES, key=CHECKPOINT_UPLOAD,
+                         on_change=_on_upload,
+                         help="Read with torch.load(weights_only=True): nothing in the file is executed.")
+        st.text_input("or a checkpoint path on this machine", key=CHECKPOINT_PATH, on_change=_on_path,
+                      placeholder="/path/to/model.pt")
+    if st.session_state.get(MODEL_ERROR):
+        st.error(st.session_state[MODEL_ERROR], icon=":material/error:")
+    return [options[label] for label in labels]
+
+
+def _clip_name(label: str) -> str:
+    """`move_left_00001` -> `move_left · #00001`."""
+    stem, _, number = label.rpartition("_")
+    return f"{stem} · #{number}" if stem and number.isdigit() else label
+
+
+def _clip() -> ClipSource | None:
+    """The clip section; returns the chosen clip when it can be read."""
+    st.header("Clip", divider="gray")
+    probe = probe_clips()
+    origins = [PROBE, UPLOAD, PATH] if probe else [UPLOAD, PATH]
+    origin = st.radio("Clip from", origins, horizontal=True, key="clip_origin")
+    clip: ClipSource | None = None
+    if origin == PROBE:
+        by_label = {c.label: c for c in probe}
+        label = st.selectbox("Probe clip", list(by_label), key="probe_clip",
+                             format_func=_clip_name)
+        clip = by_label[label] if label else None
+    elif origin == UPLOAD:
+        upload = st.file_uploader("Upload a video", type=sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS),
+                                  key="video_upload")
+        if upload is not None:
+            clip = ClipSource(upload.name, str(store_upload(upload.name, upload.getvalue())), "upload")
+    else:
+        text = st.text_input("Video file or frame folder", key="video_path", placeholder="/path/to/video.mp4")
+        if text.strip():
+            try:
+                clip = ClipSource(Path(text.strip()).name, str(video_path(text)), "path")
+            except VIDEO_ERRORS as err:
+                st.error(error_message(err), icon=":material/error:")
+    if clip is None:
+        return None
+    try:
+        info = clip_info(clip)
+    except VIDEO_ERRORS as err:
+        message = error_message(err)
+        if clip.origin == "upload":  # named as the user knows it, not by its temp file
+            message = message.replace(clip.path, clip.label)
+        st.error(message, icon=":material/error:")
+        return None
+    fps = f", {info['fps']:.0f} fps" if info.get("fps") else ""
+    truth = f" · class **{clip.true_class}**" if clip.true_class else ""
+    st.caption(f"{info['num_frames']} frames, {info['width']}x{info['height']}{fps}{truth}")
+    return clip
+
+
+def render() -> None:
+    """Draw the sidebar and store the selection in session_state for every page."""
+    with st.sidebar:
+        st.session_state[CHOSEN_MODELS] = _models()
+        st.session_state[CHOSEN_CLIP] = _clip()
