@@ -9,6 +9,7 @@ fresh server's first visit to a page URL), and then a page runs without app.py's
 # data, so the browser tests can list the pages without importing streamlit.
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("models.py", "Models", ":material/view_module:"),
+    ("gates.py", "Gates & Shifts", ":material/tune:"),
 )
 
 

@@ -14,6 +14,9 @@ import warnings
 
 COMMAND_MODULES = (
     "workbench.commands",
+    "workbench.commands_temporal",
+    "workbench.commands_gates",
+    "workbench.commands_attribution",
 )
 
 

@@ -132,6 +132,12 @@ def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: An
     name = str(path)
     data = read_checkpoint(path, unsafe_pickle=unsafe_pickle)
     if data.get("format") != FORMAT:
+        from .official import load_official  # released GSM / GSF / TSM / TSN layouts
+
+        model = load_official(data, name, **overrides)
+        if model is not None:
+            model.source_path = str(path)
+            return model.eval()
         keys = ", ".join(sorted(map(str, data))[:8])
         raise CheckpointError(
             f"cannot load {name!r}: not a workbench checkpoint and no known release layout "

@@ -1,0 +1,53 @@
+"""The released models' outer shell: a per-frame backbone, `new_fc`, and the average consensus.
+
+GSM, GSF and TSM all save `base_model.*` (the 2D backbone with temporal operators inside) and
+`new_fc.*` (the classifier that replaced the backbone's last layer), so one wrapper with those two
+attribute names holds every release; its state dict is the release's minus the `module.` prefix.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..spec import ModelSpec
+from ..temporal import TemporalOp
+
+
+class OfficialVideoModel(nn.Module):
+    """(B, T, 3, H, W) -> (B, classes): backbone features per frame, new_fc, mean over frames."""
+
+    def __init__(self, base_model: nn.Module, feature_dim: int, num_classes: int, spec: ModelSpec) -> None:
+        super().__init__()
+        self.base_model = base_model
+        # the releases apply dropout before new_fc while training; at eval it is the identity
+        self.dropout = nn.Dropout(0.5)
+        self.new_fc = nn.Linear(feature_dim, num_classes)
+        self.spec = spec
+        self.frames = spec.frames
+        self.scheme = spec.scheme
+        self.is_3d = False
+
+    def temporal_ops(self) -> list[tuple[str, TemporalOp]]:
+        """(qualified name, module) of every temporal operator, in forward order."""
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, TemporalOp)]
+
+    def _set_frames(self, frames: int) -> None:
+        # temporal operators need the number of folded frames; it follows the clip like VideoResNet
+        if frames != self.frames:
+            for _, op in self.temporal_ops():
+                op.frames = frames
+            self.frames = frames
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled per-frame features (B*T, feature_dim)."""
+        if x.dim() != 5 or x.shape[2] != 3:
+            raise ValueError(f"expected a clip (batch, frames, 3, H, W), got shape {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        self._set_frames(t)
+        return self.base_model(x.reshape(b * t, *x.shape[2:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        frame_logits = self.new_fc(self.dropout(self.features(x)))
+        return frame_logits.view(b, t, -1).mean(dim=1)
