@@ -10,6 +10,7 @@ fresh server's first visit to a page URL), and then a page runs without app.py's
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("models.py", "Models", ":material/view_module:"),
     ("gates.py", "Gates & Shifts", ":material/tune:"),
+    ("attribution.py", "Attribution", ":material/center_focus_strong:"),
 )
 
 

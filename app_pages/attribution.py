@@ -1,0 +1,180 @@
+"""Attribution page: Captum maps of the chosen clip for several models and methods, side by side —
+where and when each scheme looks, how well the maps sit on the object and how faithful they are.
+
+Thin view: widgets -> analysis.attribution / attribution_metrics -> analysis.attribution_figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from analysis import attribution, attribution_figures, attribution_metrics
+from app_pages import shared
+from workbench.app_state import ModelSource, file_stamp
+from workbench.video import load_clip
+
+TARGETS = {
+    "predicted": "predicted class",
+    "true": "true class",
+    "mirror": "mirror of the predicted class (why left and not right?)",
+}
+DEFAULT_METHODS = ["saliency", "integrated_gradients", "gradcam"]
+PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _map(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int,
+         options: tuple[tuple[str, Any], ...]) -> attribution_metrics.ClipExplanation:
+    """One attribution and its metrics, cached per (model file, clip file, method, target, options)."""
+    model = shared.load_source(ModelSource(path, path, "path"))
+    return attribution_metrics.explain_video(model, video, method, target, **dict(options))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _sanity(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int) -> float:
+    """Rank correlation of the map before and after randomising the model's last two layers."""
+    model = shared.load_source(ModelSource(path, path, "path"))
+    steps = attribution_metrics.randomization_check(model, load_clip(video, model.spec), method, target)
+    return steps[-1].rank_correlation
+
+
+def _target(choice: str, model: Any, predicted: str, true_class: str | None) -> int | None:
+    """The class index to explain for one model, or None when the choice has no answer for it."""
+    names = model.spec.class_names
+    if choice == "mirror":  # mirror of what the model says, so the two readings can be compared
+        return model.spec.mirror_index(names.index(predicted))
+    label = names.index(true_class) if true_class in names else None
+    return attribution_metrics.resolve_target(choice, label, names.index(predicted), model.spec)
+
+
+st.title("Attribution")
+st.caption("Which pixels and which frames each model's decision rests on, by Captum attribution "
+           "methods. Gradient maps (Saliency, Integrated Gradients, SmoothGrad, Input × Gradient, Guided "
+           "Backprop) attribute every input value; Occlusion and temporal ablation measure what removing "
+           "a patch or a frame costs; Grad-CAM weights the last stage's features.")
+
+sources = shared.chosen_models()
+clip_source = shared.chosen_clip()
+if not sources or clip_source is None:
+    st.info("Choose one or more models and a clip in the sidebar.", icon=":material/arrow_back:")
+    st.stop()
+loaded = shared.load_chosen(sources)
+if not loaded:
+    st.stop()
+by_label = {source.label: (source, model) for source, model in loaded}
+
+left, middle, right = st.columns([2, 2, 2])
+picked = left.multiselect("Models", list(by_label), default=list(by_label)[:4], key="attr_models")
+methods = middle.multiselect("Methods", list(attribution.METHODS), default=DEFAULT_METHODS,
+                             format_func=attribution.LABELS.get, key="attr_methods")
+choice = right.radio("Explain", list(TARGETS), format_func=TARGETS.get, key="attr_target",
+                     help="The mirror class is the same motion reversed in time (move_left ↔ move_right): "
+                          "its map shows what speaks for the opposite reading of the clip.")
+with st.expander("Method settings"):
+    steps = st.slider("Integrated Gradients steps", 8, 64, 32, step=8, key="attr_steps")
+    samples = st.slider("SmoothGrad samples", 4, 32, 8, step=4, key="attr_samples")
+    layer = st.selectbox("Grad-CAM layer", ["layer4", "layer3", "layer2", "layer1"], key="attr_layer",
+                         help="The stage whose features Grad-CAM weighs: later ones are coarser.")
+    sanity = st.checkbox("Randomisation check (Adebayo et al.): recompute each map with the last two "
+                         "layers randomised", key="attr_sanity")
+if not picked or not methods:
+    st.info("Pick at least one model and one method.")
+    st.stop()
+
+try:
+    video_stamp = file_stamp(clip_source.path)
+    predictions = shared.predictions([by_label[label] for label in picked], clip_source)
+except shared.VIDEO_ERRORS as err:
+    st.error(f"cannot read {clip_source.label}: {shared.error_message(err)}", icon=":material/error:")
+    st.stop()
+if choice == "true" and clip_source.true_class is None:
+    st.warning("This clip has no known true class (only probe clips do): showing the predicted class.")
+    choice = "predicted"
+
+# only the options a method uses go into its cache key: moving a slider recomputes that method alone
+method_options = {"integrated_gradients": (("steps", steps),), "smoothgrad": (("samples", samples),),
+           "gradcam": (("layer", layer),)}
+jobs = []
+skipped = []
+for label in picked:
+    source, model = by_label[label]
+    if label not in predictions:
+        continue
+    target = _target(choice, model, predictions[label].top()[0], clip_source.true_class)
+    if target is None:
+        skipped.append(label)
+        continue
+    jobs.extend((label, source, target, method) for method in methods)
+if skipped:
+    st.warning(f"No {TARGETS[choice]} for: {', '.join(skipped)}.")
+
+results: dict[tuple[str, str], attribution_metrics.ClipExplanation] = {}
+bar = st.progress(0.0, text="attributing")
+for i, (label, source, target, method) in enumerate(jobs):
+    slow = " (slow method)" if method in attribution.EXPENSIVE else ""
+    bar.progress(i / len(jobs), text=f"{attribution.LABELS[method]} for {label} ({i + 1}/{len(jobs)}){slow}")
+    results[(label, method)] = _map(source.path, file_stamp(source.path), clip_source.path, video_stamp,
+                                    method, target, method_options.get(method, ()))
+bar.empty()
+if not results:
+    st.stop()
+shown = list(dict.fromkeys(label for label, _ in results))
+
+rows = []
+for (label, method), result in results.items():
+    row = {"model": label, "method": attribution.LABELS[method], "explains": result.target_name,
+           "predicted": result.predicted_name, **result.metrics}
+    if sanity:
+        source = by_label[label][0]
+        row["sanity_rank_corr"] = _sanity(source.path, file_stamp(source.path), clip_source.path,
+                                          video_stamp, method, result.target)
+    rows.append(row)
+table = pd.DataFrame(rows).drop(columns=["target"])
+
+tabs = st.tabs([attribution.LABELS[method] for method in methods])
+for tab, method in zip(tabs, methods):
+    with tab:
+        labels = [label for label in shown if (label, method) in results]
+        maps = {label: results[(label, method)].map for label in labels}
+        frames = {label: results[(label, method)].frames for label in labels}
+        st.plotly_chart(attribution_figures.overlay_grid(frames, maps), key=f"grid_{method}")
+        profiles = {label: results[(label, method)].profile for label in labels}
+        spreads = {label: results[(label, method)].spread for label in labels}
+        st.subheader("Which frames", divider="gray")
+        st.caption("Share of the attribution mass in each frame; spread = entropy over log T "
+                   "(1: every frame alike, 0: one frame).")
+        st.plotly_chart(attribution_figures.profile_figure(profiles, spreads), key=f"profile_{method}")
+        st.subheader("Faithfulness", divider="gray")
+        st.caption("Deletion: the most-attributed pixels are replaced by the mean colour first — a "
+                   "faithful map makes the probability fall fast. Insertion: they are restored first.")
+        curves = {label: results[(label, method)].curve for label in labels}
+        st.plotly_chart(attribution_figures.curves_figure(curves), key=f"curves_{method}")
+        shapes = {maps[label].shape for label in labels}
+        if len(labels) > 1 and len(shapes) == 1:
+            agreement = attribution_metrics.agreement_table(maps)
+            figure = attribution_figures.agreement_figure(agreement, labels, "agreement between models")
+            st.plotly_chart(figure, key=f"agree_{method}")
+
+st.subheader("Metrics", divider="gray")
+if "energy_in_mask" not in table:
+    st.caption("No ground-truth mask for this clip (only probe clips have one): no localisation scores.")
+else:
+    st.caption("Energy in mask: share of the map on the object; a uniform map scores the object's area "
+               "share. Pointing: the map's maximum lies on the object.")
+st.dataframe(table, hide_index=True, column_config={
+    "energy_in_mask": st.column_config.ProgressColumn("energy in mask", **PERCENT),
+    "area_share": st.column_config.NumberColumn("area share", format="%.3f"),
+    "pointing_hit": st.column_config.CheckboxColumn("pointing"),
+    "temporal_spread": st.column_config.NumberColumn("temporal spread", format="%.2f"),
+    "seconds": st.column_config.NumberColumn("seconds", format="%.2f"),
+})
+if len(methods) > 1:
+    with st.expander("Agreement between methods"):
+        for label in shown:
+            maps = {attribution.LABELS[m]: results[(label, m)].map for m in methods if (label, m) in results}
+            table_values = attribution_metrics.agreement_table(maps)
+            st.plotly_chart(attribution_figures.agreement_figure(table_values, list(maps), label),
+                            key=f"methods_{label}")
