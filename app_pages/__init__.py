@@ -9,6 +9,7 @@ fresh server's first visit to a page URL), and then a page runs without app.py's
 # data, so the browser tests can list the pages without importing streamlit.
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("models.py", "Models", ":material/view_module:"),
+    ("temporal.py", "Temporal reasoning", ":material/swap_horiz:"),
     ("gates.py", "Gates & Shifts", ":material/tune:"),
     ("attribution.py", "Attribution", ":material/center_focus_strong:"),
 )

@@ -1,0 +1,122 @@
+"""Throughput of the temporal-test runner against the bare batched forward pass, in one run.
+
+Both sides score the same perturbed clips with the same models and batch size. "Bare" is only
+`model(batch)` under inference_mode on clips decoded and perturbed beforehand (an upper bound);
+the runner does everything: decode each video once, build the perturbed orders, forward, rows,
+part files, statistics. Target: runner >= 0.8x bare. Rounds alternate the two sides so load from
+other processes hits both alike; the figure is the median over rounds, in clips per wall-clock
+second and per CPU-second of this process (the steadier one on a shared machine; use --threads 1
+there, as threads waiting on each other burn CPU time).
+
+    python benchmarks/temporal_throughput.py [--data DIR] [--schemes tsn gsm] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install
+from analysis.temporal import ExperimentConfig, decode_clips, run_experiment, video_orders  # noqa: E402
+from workbench import build_model, load_model  # noqa: E402
+from workbench.datasets import open_dataset  # noqa: E402
+from workbench.demo import demo_checkpoints, demo_probe_dir  # noqa: E402
+from workbench.probe import class_kinds, class_names, mirror_table  # noqa: E402
+
+
+def models_for(schemes: list[str]) -> dict[str, torch.nn.Module]:
+    """Shipped demo models where they exist, else untrained demo-sized ones (same cost)."""
+    shipped = demo_checkpoints()
+    models = {}
+    for scheme in schemes:
+        if scheme in shipped:
+            models[scheme] = load_model(shipped[scheme])
+        else:
+            models[scheme] = build_model(scheme, backbone="resnet-tiny", num_classes=len(class_names()),
+                                         frames=8, input_size=48, class_names=class_names(),
+                                         mirror_of=mirror_table(), class_kinds=class_kinds()).eval()
+    return models
+
+
+def bare_batches(
+    models: dict[str, torch.nn.Module], data: Path, config: ExperimentConfig
+) -> list[torch.Tensor]:
+    """The runner's perturbed clips, decoded and stacked beforehand, cut into its batches."""
+    spec = next(iter(models.values())).spec
+    clips = []
+    for item in open_dataset(data).items:
+        (clip,) = decode_clips(item.path, [spec])
+        name = str(Path(item.path).relative_to(Path(data).absolute()))
+        clips += [clip[list(order.order)] for order in video_orders(name, spec.frames, config)]
+    stacked = torch.stack(clips)
+    return list(stacked.split(config.batch_size))
+
+
+def main() -> None:
+    """Print clips/s of both sides per round, the medians and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=demo_probe_dir())
+    parser.add_argument("--schemes", nargs="+", default=["tsn", "gsm"])
+    parser.add_argument("--permutations", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = models_for(args.schemes)
+    config = ExperimentConfig(permutations=args.permutations, batch_size=args.batch_size)
+    batches = bare_batches(models, args.data, config)
+    clips = sum(len(b) for b in batches) * len(models)
+    print(f"{len(models)} models x {clips // len(models)} perturbed clips, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads")
+    wall: dict[str, list[float]] = {"bare": [], "runner": []}
+    cpu: dict[str, list[float]] = {"bare": [], "runner": []}
+    with torch.inference_mode():  # warm-up: first calls allocate
+        for model in models.values():
+            model(batches[0])
+
+    def timed(side: str, work: Callable[[], int]) -> None:
+        # CPU time of this process as well as wall time: on a shared machine other processes
+        # stretch wall time at random, while the CPU seconds this work needs stay put.
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        done = work()
+        wall[side].append(done / (time.perf_counter() - wall_start))
+        cpu[side].append(done / (time.process_time() - cpu_start))
+
+    def bare_round() -> int:
+        with torch.inference_mode():
+            for batch in batches:
+                for model in models.values():
+                    model(batch)
+        return clips
+
+    def runner_round() -> int:
+        with tempfile.TemporaryDirectory() as out:
+            rows = len(run_experiment(models, args.data, config, Path(out) / "run").results)
+        assert rows == clips
+        return rows
+
+    for round_number in range(args.rounds):
+        # alternate which side goes first: a load spike should not always hit the same side
+        sides = [("bare", bare_round), ("runner", runner_round)]
+        for side, work in sides if round_number % 2 == 0 else sides[::-1]:
+            timed(side, work)
+        print(f"round {round_number + 1}: bare {wall['bare'][-1]:6.1f} clips/s ({cpu['bare'][-1]:6.1f} per "
+              f"CPU-s)   runner {wall['runner'][-1]:6.1f} clips/s ({cpu['runner'][-1]:6.1f} per CPU-s)")
+    for name, rates in (("wall time", wall), ("CPU time", cpu)):
+        bare, runner = statistics.median(rates["bare"]), statistics.median(rates["runner"])
+        ratio = runner / bare
+        print(f"{name:9s}: bare {bare:6.1f}, runner {runner:6.1f} clips/s -> ratio runner/bare = {ratio:.2f} "
+              f"(target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""CLI `temporal-test`: frame-order perturbation experiments (analysis.temporal), resumable.
+
+Also runnable on its own: `python -m workbench.commands_temporal --model CKPT --data DIR --out RUN`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .cli import UserError
+
+PERTURBATION_HELP = "original shuffle reverse freeze local_swap block_shuffle sweep (default: all)"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `temporal-test` subcommand."""
+    p = sub.add_parser("temporal-test", help="frame-order perturbation tests (shuffle, reverse, sweep, ...)")
+    add_arguments(p)
+    p.set_defaults(handler=temporal_test)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The temporal-test options."""
+    p.add_argument("--model", action="append", type=Path, required=True, metavar="CKPT",
+                   help="checkpoint to test (repeat for several models)")
+    p.add_argument("--data", type=Path, required=True, help="dataset folder, labels .csv or list .txt")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run directory; re-run with the same arguments to resume an interrupted run")
+    p.add_argument("--perturbations", nargs="+", metavar="NAME", help=PERTURBATION_HELP)
+    p.add_argument("--permutations", type=int, default=5, help="repeats of each random perturbation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--block", type=int, default=2, help="block length (frames) for block_shuffle")
+    p.add_argument("--levels", type=float, nargs="+", metavar="TAU",
+                   help="Kendall-tau distances for the sweep (default 0 0.2 0.4 0.6 0.8 1)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-videos", type=int, default=32, help="videos per part file (unit of resumption)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for intervals")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """Model labels from checkpoint names, made unique (gsm, gsm-2, ...)."""
+    labels: list[str] = []
+    for path in paths:
+        label, n = path.stem, 2
+        while label in labels:
+            label, n = f"{path.stem}-{n}", n + 1
+        labels.append(label)
+    return labels
+
+
+def temporal_test(args: argparse.Namespace) -> int:
+    """Run the experiment, write the run directory and print the summary."""
+    import torch
+
+    from analysis.perturb import PERTURBATIONS
+    from analysis.temporal import ExperimentConfig, ExperimentError, run_experiment
+
+    from .models import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.data.exists():
+        raise UserError(f"no such dataset: {args.data}")
+    options = {"permutations": args.permutations, "seed": args.seed, "block": args.block,
+               "batch_size": args.batch_size, "chunk_videos": args.chunk_videos, "bootstrap": args.bootstrap}
+    if args.perturbations:
+        options["perturbations"] = tuple(args.perturbations)
+    if args.levels:
+        options["levels"] = tuple(args.levels)
+    try:
+        config = ExperimentConfig(**options)
+    except ExperimentError as err:
+        raise UserError(str(err)) from None
+    if any(p not in PERTURBATIONS for p in config.perturbations):  # pragma: no cover - checked above
+        raise UserError("unknown perturbation")
+    labels = _labels(args.model)
+    models = {label: load_model(path) for label, path in zip(labels, args.model)}
+    checkpoints = dict(zip(labels, args.model))
+    module = "workbench.commands_temporal" if getattr(args, "standalone", False) else "workbench"
+    command = shlex.join(["python", "-m", module, *sys.argv[1:]])
+    try:
+        result = run_experiment(
+            models, args.data, config, args.out, checkpoints=checkpoints, show_progress=not args.quiet,
+            command=command, warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+        )
+    except (ExperimentError, ValueError) as err:
+        raise UserError(str(err)) from None
+    columns = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
+               "flip_rate", "mean_kl", "temporal_change", "static_change", "mirror_rate"]
+    summary = result.summary[columns].copy()
+    summary["level"] = summary["level"].where(summary["level"] >= 0)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    if not result.comparisons.empty:
+        print("\npaired comparisons (sensitivity = original accuracy - perturbed accuracy, per video):")
+        comparisons = result.comparisons[["perturbation", "model_a", "model_b", "difference", "ci_low",
+                                          "ci_high", "p_value", "mcnemar_p"]]
+        print(comparisons.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nwrote {args.out} ({result.run['rows']} rows)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `temporal-test` without the full CLI (same errors and exit codes)."""
+    import warnings
+
+    from .errors import is_user_error
+
+    parser = argparse.ArgumentParser(prog="python -m workbench.commands_temporal",
+                                     description="Frame-order perturbation tests.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.standalone = True
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    try:
+        return temporal_test(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # user-facing boundary: one line, never a traceback
+        if not is_user_error(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
