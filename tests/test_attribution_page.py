@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-import pages
+import app_pages
 from analysis.attribution import attribute
 from analysis.attribution_metrics import clip_mask, localisation
 from analysis.gates import probe_mask
@@ -21,7 +21,7 @@ from workbench.models import load_model
 from workbench.video import load_clip
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGE = "pages/attribution.py"
+PAGE = "app_pages/attribution.py"
 
 pytestmark = pytest.mark.skipif(not demo_checkpoints() or not probe_clips(),
                                 reason="needs a shipped demo model and probe clips")
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.skipif(not demo_checkpoints() or not probe_clips(),
 
 @pytest.fixture(autouse=True)
 def attribution_page_registered(monkeypatch) -> Iterator[None]:
-    """Register the page as the lead will (one line in pages.PAGES); one torch thread."""
+    """Register the page as the lead will (one line in app_pages.PAGES); one torch thread."""
     page = ("attribution.py", "Attribution", ":material/center_focus_strong:")
-    monkeypatch.setattr(pages, "PAGES", (*pages.PAGES, page))
+    monkeypatch.setattr(app_pages, "PAGES", (*app_pages.PAGES, page))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -11,7 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-import pages
+import app_pages
 from tests.conftest import randomize
 from workbench import build_model, save_model
 from workbench.app_state import probe_clips
@@ -19,16 +19,16 @@ from workbench.demo import demo_checkpoints
 from workbench.probe import class_kinds, class_names, mirror_table
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGE = "pages/gates.py"
+PAGE = "app_pages/gates.py"
 FIGURES = {"gate_overlay", "gate_time", "gate_layers", "gate_histogram", "routing_heatmap", "routing_bars",
            "channel_time", "alignment", "alignment_maps", "interventions"}
 
 
 @pytest.fixture(autouse=True)
 def gates_page_registered(monkeypatch) -> Iterator[None]:
-    """Register the page as the lead will (one line in pages.PAGES); one torch thread."""
+    """Register the page as the lead will (one line in app_pages.PAGES); one torch thread."""
     page = ("gates.py", "Gates & Shifts", ":material/tune:")
-    monkeypatch.setattr(pages, "PAGES", (*pages.PAGES, page))
+    monkeypatch.setattr(app_pages, "PAGES", (*app_pages.PAGES, page))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -13,17 +13,17 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from pages import PAGES
+from app_pages import PAGES
 from workbench.demo import demo_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = "temporal.py"
-# Until pages.PAGES lists the page, drive it through the same shell as app.py (sidebar + nav).
+# Until app_pages.PAGES lists the page, drive it through the same shell as app.py (sidebar + nav).
 HARNESS = f"""
 import streamlit as st
-from pages import sidebar
-page = st.navigation([st.Page({str(REPO / "pages" / "models.py")!r}, default=True),
-                      st.Page({str(REPO / "pages" / PAGE)!r})])
+from app_pages import sidebar
+page = st.navigation([st.Page({str(REPO / "app_pages" / "models.py")!r}, default=True),
+                      st.Page({str(REPO / "app_pages" / PAGE)!r})])
 sidebar.render()
 page.run()
 """
@@ -42,10 +42,10 @@ def open_page(models: list[str] | None = None) -> AppTest:
     """The app on the Temporal reasoning page, with `models` chosen in the sidebar."""
     if any(file == PAGE for file, _, _ in PAGES):
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-        at.switch_page(f"pages/{PAGE}").run()
+        at.switch_page(f"app_pages/{PAGE}").run()
     else:
         at = AppTest.from_string(HARNESS, default_timeout=120).run()
-        at.switch_page(str(REPO / "pages" / PAGE)).run()
+        at.switch_page(str(REPO / "app_pages" / PAGE)).run()
     if models is not None:
         at.sidebar.multiselect(key="model_labels").set_value(models).run()
     assert not at.exception, [e.value for e in at.exception]

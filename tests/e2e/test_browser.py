@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pages import PAGES, url_path
+from app_pages import PAGES, url_path
 from workbench.app_state import probe_clips
 from workbench.demo import demo_checkpoints
 

@@ -8,11 +8,8 @@ import streamlit as st
 
 from analysis import figures, zoo
 from analysis.schemes import scheme_routing
-from pages import page_shell, shared
+from app_pages import shared
 from workbench.models import SCHEMES
-
-page_shell()  # the shared sidebar, also when Streamlit runs this page alone
-
 
 PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
 TABLE_COLUMNS = {  # shown in this order; the rest of the table (kind, latency in ms...) is data only

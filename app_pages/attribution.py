@@ -12,12 +12,9 @@ import pandas as pd
 import streamlit as st
 
 from analysis import attribution, attribution_figures, attribution_metrics
-from pages import page_shell, shared
+from app_pages import shared
 from workbench.app_state import ModelSource, file_stamp
 from workbench.video import load_clip
-
-page_shell()  # the shared sidebar, also when Streamlit runs this page alone
-
 
 TARGETS = {
     "predicted": "predicted class",

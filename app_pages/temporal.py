@@ -12,13 +12,10 @@ import streamlit as st
 
 from analysis import temporal, temporal_figures
 from analysis.perturb import ORDER_ONLY, PERTURBATIONS
-from pages import page_shell, shared
+from app_pages import shared
 from workbench.app_state import file_stamp
 from workbench.demo import demo_probe_dir
 from workbench.video import VideoError
-
-page_shell()  # the shared sidebar, also when Streamlit runs this page alone
-
 
 RESULT = "temporal_result"  # session_state: (request key, ExperimentResult) of the last dataset run
 CLIP_RESULT = "temporal_clip_result"  # session_state: (request key, ClipOrders) of the last clip run

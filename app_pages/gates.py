@@ -9,12 +9,9 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis import gates, gates_figures
-from pages import page_shell, shared
+from app_pages import shared
 from workbench.app_state import ModelSource, demo_model_sources, file_stamp
 from workbench.demo import demo_probe_dir
-
-page_shell()  # the shared sidebar, also when Streamlit runs this page alone
-
 
 GATED = ("gsm", "gsf")
 PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
