@@ -249,7 +249,7 @@ def test_cli_exports_tables_figures_and_run_json(
 ) -> None:
     from workbench import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "workbench.commands_gates"))
+    assert "workbench.commands_gates" in cli.COMMAND_MODULES
     ckpt = save_model(_model("gsm", seed=1), tmp_path / "gsm.pt")
     video = tiny_probe / "move_up" / "move_up_00002.mp4"
     out = tmp_path / "run"

@@ -56,6 +56,8 @@ def wait_for_charts(page: Any) -> int:
     charts = page.locator(CHART)
     for i in range(charts.count()):
         chart = charts.nth(i)
+        if not chart.is_visible():  # a chart in an inactive tab draws when its tab is opened
+            continue
         chart.scroll_into_view_if_needed()
         chart.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
         chart.locator(DRAWN).first.wait_for(state="attached", timeout=60_000)
