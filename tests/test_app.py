@@ -92,7 +92,7 @@ def test_app_runs_and_preselects_the_demo_zoo(app: AppTest) -> None:
 def test_models_table_has_cost_and_manifest_accuracy(app: AppTest) -> None:
     """One row per demo model: cost relative to tsn and the manifest's accuracy metrics."""
     if not demo_checkpoints():
-        pytest.skip("no demo models shipped yet")
+        pytest.fail("the demo zoo is not shipped (workbench/assets/manifest.json)")
     table = app.dataframe[0].value
     assert list(table["model"]) == list(demo_checkpoints())
     for column in ("params_M", "gflops", "params_vs_tsn", "flops_vs_tsn", "latency_ms", "latency_vs_tsn",
@@ -112,7 +112,7 @@ def test_models_page_draws_every_figure(app: AppTest) -> None:
     """Every Models figure is drawn with the traces its data calls for."""
     demo = list(demo_checkpoints())
     if not demo:
-        pytest.skip("no demo models shipped yet")
+        pytest.fail("the demo zoo is not shipped (workbench/assets/manifest.json)")
     figures = charts(app)
     expected = set(FIGURES) if probe_clips() else set(FIGURES) - {"frames", "probability"}
     assert expected <= set(figures)
@@ -136,7 +136,7 @@ def test_predictions_follow_the_chosen_clip(app: AppTest) -> None:
     """Choosing another probe clip re-predicts: the prediction table is about that clip."""
     clips = probe_clips()
     if not demo_checkpoints() or len(clips) < 2:
-        pytest.skip("needs demo models and probe clips")
+        pytest.fail("the demo zoo or its probe clips are missing from workbench/assets")
     at = fresh_app()
     at.sidebar.selectbox(key="probe_clip").select_index(len(clips) - 1).run()
     assert not at.exception
@@ -241,7 +241,7 @@ def test_uploaded_video_is_predicted_and_a_broken_one_is_an_error() -> None:
     """An uploaded mp4 becomes the clip every model predicts; a broken upload is a sidebar error."""
     clips = probe_clips()
     if not demo_checkpoints() or not clips:
-        pytest.skip("needs demo models and probe clips")
+        pytest.fail("the demo zoo or its probe clips are missing from workbench/assets")
     at = fresh_app()
     at.sidebar.radio(key="clip_origin").set_value("Upload").run()
     at.sidebar.file_uploader(key="video_upload").set_value(
