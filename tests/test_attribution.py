@@ -51,7 +51,7 @@ def trained() -> torch.nn.Module:
     """The shipped demo TSN (trained on probe clips): the model every demo checkpoint build starts with."""
     checkpoints = demo_checkpoints()
     if "tsn" not in checkpoints:
-        pytest.skip("the demo TSN checkpoint is not shipped yet")
+        pytest.fail("the demo TSN checkpoint is missing from workbench/assets")
     return wb.load_model(checkpoints["tsn"])
 
 

@@ -62,7 +62,7 @@ def demo_run(probe48: Path) -> pd.DataFrame:
     """Every shipped demo model on the fresh probe set (one run, shared by the known-answer tests)."""
     checkpoints = demo_checkpoints()
     if not checkpoints:
-        pytest.skip("no demo models shipped yet")
+        pytest.fail("the demo zoo is missing from workbench/assets")
     models = {scheme: load_model(path) for scheme, path in checkpoints.items()}
     config = ExperimentConfig(perturbations=DEMO_PERTURBATIONS, permutations=2, seed=7, bootstrap=500,
                               levels=DEMO_LEVELS)
@@ -71,7 +71,7 @@ def demo_run(probe48: Path) -> pd.DataFrame:
 
 def demo_summary(run, scheme: str) -> pd.DataFrame:
     if scheme not in set(run.results["model"]):
-        pytest.skip(f"no {scheme} demo model shipped yet")
+        pytest.fail(f"the {scheme} demo model is missing from workbench/assets")
     return run.summary[run.summary["model"] == scheme].set_index(["perturbation", "level"])
 
 
@@ -154,7 +154,7 @@ def test_paired_comparison_says_temporal_models_are_more_order_sensitive_than_ts
     comparisons = demo_run.comparisons
     found = comparisons[(comparisons["model_a"] == "tsn") & (comparisons["perturbation"] == "shuffle")]
     if found.empty:
-        pytest.skip("needs tsn and a temporal demo model")
+        pytest.fail("the tsn and temporal demo models are missing from workbench/assets")
     for row in found.itertuples():
         assert row.sensitivity_a == 0.0  # tsn: exactly no change
         assert row.difference < 0 and row.ci_high < 0, row

@@ -70,7 +70,7 @@ def demo_pair() -> list[str]:
     present = list(demo_checkpoints())
     temporal = [s for s in ("gsm", "tsm", "gsf", "c3d") if s in present]
     if "tsn" not in present or not temporal:
-        pytest.skip("needs the tsn demo model and a temporal one")
+        pytest.fail("the tsn and temporal demo models are missing from workbench/assets")
     return ["tsn", temporal[0]]
 
 

@@ -81,8 +81,8 @@ def temporal_test(args: argparse.Namespace) -> int:
     labels = _labels(args.model)
     models = {label: load_model(path) for label, path in zip(labels, args.model)}
     checkpoints = dict(zip(labels, args.model))
-    module = "workbench.commands_temporal" if getattr(args, "standalone", False) else "workbench"
-    command = shlex.join(["python", "-m", module, *sys.argv[1:]])
+    argv = sys.argv[1:] if sys.argv[1:2] == ["temporal-test"] else ["temporal-test", *sys.argv[1:]]
+    command = shlex.join(["python", "-m", "workbench", *argv])  # provenance, however it was started
     try:
         result = run_experiment(
             models, args.data, config, args.out, checkpoints=checkpoints, show_progress=not args.quiet,
@@ -105,27 +105,10 @@ def temporal_test(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `temporal-test` without the full CLI (same errors and exit codes)."""
-    import warnings
+    """Run `temporal-test` directly (`python -m workbench.commands_temporal ...`): same as the CLI."""
+    from .cli import main as cli_main
 
-    from .errors import is_user_error
-
-    parser = argparse.ArgumentParser(prog="python -m workbench.commands_temporal",
-                                     description="Frame-order perturbation tests.")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    args.standalone = True
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
-    try:
-        return temporal_test(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # user-facing boundary: one line, never a traceback
-        if not is_user_error(err):
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return cli_main(["temporal-test", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
