@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--order-free-p", type=float, default=0.0,
+                   help="probability of showing a clip of a static (order-free) class in random frame order")
     p.add_argument("--no-resume", action="store_true", help="ignore a saved training state")
     p.set_defaults(handler=train)
 
@@ -122,7 +124,7 @@ def train(args: argparse.Namespace) -> int:
         scheme=args.scheme, data=str(args.data), out=str(args.out), backbone=args.backbone,
         frames=args.frames, size=args.size, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, val_data=str(args.val_data) if args.val_data else None,
-        threads=args.threads,
+        threads=args.threads, order_free_p=args.order_free_p,
     )
     result = train_model(config, resume=not args.no_resume)
     print(f"best val accuracy {result['best_val_acc']:.2%} -> {args.out}")

@@ -24,7 +24,7 @@ TEST_CLIPS_PER_CLASS = 30
 ASSET_PROBE_SEED = 7
 ASSET_CLIPS_PER_CLASS = 2
 DEMO_TRAINING = {"backbone": "resnet-tiny", "frames": 8, "size": 48, "epochs": 14, "batch_size": 32,
-                 "lr": 3e-3, "seed": 0}
+                 "lr": 3e-3, "seed": 0, "order_free_p": 0.5}
 
 
 def cache_dir() -> Path:

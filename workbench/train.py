@@ -40,6 +40,9 @@ class TrainConfig:
     val_data: str | None = None
     val_fraction: float = 0.15
     max_shift: int = 4  # random translation (pixels), the same for every frame of a clip
+    # probability that a clip of an order-free class (kind "static" in classes.json: defined by
+    # appearance alone) is shown in a random frame order; teaches that its order carries no label
+    order_free_p: float = 0.0
     threads: int = 0
 
     def command(self) -> str:
@@ -50,6 +53,8 @@ class TrainConfig:
             f"--size {self.size}", f"--epochs {self.epochs}", f"--batch-size {self.batch_size}",
             f"--lr {self.lr}", f"--seed {self.seed}",
         ]
+        if self.order_free_p:
+            parts.append(f"--order-free-p {self.order_free_p}")
         if self.val_data:
             parts.append(f"--val-data {self.val_data}")
         return " ".join(parts)
@@ -61,18 +66,23 @@ class MemoryClips:
     def __init__(self, dataset: VideoDataset, indices: list[int], desc: str = "decoding") -> None:
         self.videos = [read_frames(dataset.items[i].path) for i in tqdm(indices, desc=desc, leave=False)]
         self.labels = torch.tensor([dataset.items[i].label for i in indices])
+        kinds = class_metadata(dataset).get("class_kinds", {})
+        self.order_free = {i for i, name in enumerate(dataset.classes) if kinds.get(name) == "static"}
 
     def __len__(self) -> int:
         return len(self.videos)
 
     def batch(
-        self, which: list[int], spec: ModelSpec, train: bool, rng: np.random.Generator, max_shift: int
+        self, which: list[int], spec: ModelSpec, train: bool, rng: np.random.Generator, max_shift: int,
+        order_free_p: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sampled, augmented (train) and preprocessed clips (B, T, 3, S, S) with their labels."""
         clips = []
         for i in which:
             video = self.videos[i]
             idx = sample_indices(len(video), spec.frames, "segment", train=train, rng=rng)
+            if train and order_free_p and int(self.labels[i]) in self.order_free and rng.random() < order_free_p:
+                idx = np.asarray(idx)[rng.permutation(len(idx))]
             frames = video[torch.as_tensor(idx)]
             if train and max_shift:
                 frames = translate(frames, *rng.integers(-max_shift, max_shift + 1, size=2))
@@ -195,7 +205,7 @@ def train_model(config: TrainConfig, resume: bool = True, progress: bool = True)
                    disable=not progress, leave=False)
         for step in bar:
             which = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x, y = train_clips.batch(which, spec, True, rng, config.max_shift)
+            x, y = train_clips.batch(which, spec, True, rng, config.max_shift, config.order_free_p)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
