@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -99,4 +100,25 @@ def agreement_figure(table: np.ndarray, names: Sequence[str], title: str = "") -
                                text=np.round(table, 2), texttemplate="%{text}", hoverinfo="skip"))
     fig.update_layout(title=title, meta={"figure": "agreement"}, height=120 + 40 * len(names),
                       yaxis_autorange="reversed", margin={"t": 40})
+    return fig
+
+
+def localisation_figure(summary: pd.DataFrame) -> go.Figure:
+    """Energy-in-mask per model (x) and method (bars) with 95% intervals; the mask's area share as a
+    dashed line: bars above it put more attribution on the object than a uniform map would."""
+    fig = go.Figure()
+    models = list(dict.fromkeys(summary["model"]))
+    for method in dict.fromkeys(summary["method"]):
+        rows = summary[summary["method"] == method].set_index("model").reindex(models)
+        error = None
+        if {"energy_in_mask_low", "energy_in_mask_high"} <= set(rows.columns):
+            error = {"type": "data", "symmetric": False,
+                     "array": (rows["energy_in_mask_high"] - rows["energy_in_mask"]).tolist(),
+                     "arrayminus": (rows["energy_in_mask"] - rows["energy_in_mask_low"]).tolist()}
+        fig.add_trace(go.Bar(x=models, y=rows["energy_in_mask"], name=method, error_y=error))
+    area = summary.groupby("model", sort=False)["area_share"].mean().reindex(models)
+    fig.add_trace(go.Scatter(x=models, y=area, mode="lines+markers", name="mask area share",
+                             line={"color": "black", "dash": "dash"}))
+    fig.update_layout(barmode="group", yaxis_title="share of attribution energy in the mask",
+                      yaxis_range=[0, 1], meta={"figure": "localisation"}, height=420, margin={"t": 30})
     return fig

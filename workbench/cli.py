@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "workbench.commands_temporal",
     "workbench.commands_gates",
     "workbench.commands_attribution",
+    "workbench.commands_report",
 )
 
 
