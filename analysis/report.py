@@ -171,6 +171,9 @@ def _cell(value: Any) -> tuple[str, bool]:
     return str(value), True
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def table_html(frame: pd.DataFrame, rows: int = TABLE_ROWS_SHOWN) -> str:
     """An escaped HTML table of the first `rows` rows."""
     head = "".join(f"<th>{_e(column)}</th>" for column in frame.columns)
@@ -179,7 +182,10 @@ def table_html(frame: pd.DataFrame, rows: int = TABLE_ROWS_SHOWN) -> str:
         cells = []
         for value in record:
             text, is_text = _cell(value)
-            cells.append(f'<td class="text">{_e(text)}</td>' if is_text else f"<td>{_e(text)}</td>")
+            if is_text and _SHA256.fullmatch(text):  # a checkpoint hash: short, the full one on hover
+                cells.append(f'<td class="text" title="{text}"><code>{text[:12]}</code></td>')
+            else:
+                cells.append(f'<td class="text">{_e(text)}</td>' if is_text else f"<td>{_e(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = (f'<p class="meta">first {rows} of {len(frame)} rows; the zip bundle has them all</p>'
             if len(frame) > rows else "")
@@ -350,16 +356,23 @@ def bundle_files(report: Report, static: dict[str, bytes] | None = None) -> dict
     return files
 
 
-def write_zip(files: dict[str, bytes], path: str | Path) -> Path:
-    """A zip with sorted members and fixed dates (same inputs -> same bytes, except the report date)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A zip of `files` with sorted members and fixed dates (same inputs -> same bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, files[name])
+    return buffer.getvalue()
+
+
+def write_zip(files: dict[str, bytes], path: str | Path) -> Path:
+    """Write the zip bundle of `files` (see zip_bytes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(zip_bytes(files))
     return path
 
 

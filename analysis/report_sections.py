@@ -171,6 +171,21 @@ def _gate_figures_from_tables(tables: dict[str, pd.DataFrame]) -> list[ReportFig
             for name, table, build in builders if table in tables and not tables[table].empty]
 
 
+def gates_section(report: Any, key: str, source: str, checkpoint: dict[str, Any], layer: str | None = None,
+                  provenance: dict[str, Any] | None = None) -> Section:
+    """An in-app gate report (analysis.gates.GateReport) as a section: the Gates page's figures."""
+    from .gates_figures import report_figures
+
+    figures = [ReportFigure(name, name.replace("_", " ").capitalize(), fig)
+               for name, fig in report_figures(report, layer).items()]
+    routing = pd.concat(report.routing.values(), ignore_index=True)
+    frames = {"gate_stats": report.statistics, "gate_histogram": report.histogram, "routing": routing,
+              "alignment": report.alignment, "interventions": report.interventions}
+    tables = [ReportTable(name, _GATE_TABLE_TITLES[name], frame) for name, frame in frames.items()]
+    return Section(key, KIND_TITLES["gates"], "gates", source, figures, tables,
+                   provenance=provenance or {}, checkpoints=[checkpoint])
+
+
 def _gates_from_dir(run_dir: Path, run: dict[str, Any], key: str) -> Section:
     tables = {name: _csv(run_dir / f"{name}.csv") for name in run.get("tables", [])
               if (run_dir / f"{name}.csv").is_file()}

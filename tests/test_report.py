@@ -208,3 +208,22 @@ def test_load_section_recognises_each_kind(runs):
     for kind, path in runs.items():
         section = load_section(path)
         assert section.kind == kind and section.figures and section.tables and section.provenance
+
+
+def test_reports_page_builds_a_report_from_a_run_directory(runs):
+    """AppTest: the Reports page in the real app builds from a typed run directory, shows the preview
+    and the downloads; a path that is no run directory gives an error box, not a traceback."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("app_pages/reports.py").run()
+    assert not at.exception
+    at.text_area(key="reports_extra").set_value(str(runs["attribution"])).run()
+    at.button(key="reports_build").click().run()
+    assert not at.exception and not at.error
+    assert [b.label for b in at.get("download_button")][:1] == ["report.html"]
+    assert at.get("iframe") or at.get("html") or "Preview" in [h.value for h in at.header]
+    at.text_area(key="reports_extra").set_value(str(ROOT / "no-such-run")).run()
+    at.button(key="reports_build").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "no-such-run" in at.error[0].value

@@ -133,3 +133,37 @@ def test_corrupt_checkpoint_upload_shows_an_error(page: Any, app_url: str, tmp_p
     wait_for_run(page)
     assert_no_exception(page)
     full_screenshot(page, "models-corrupt-checkpoint")
+
+
+def test_temporal_run_then_report_of_the_session(page: Any, app_url: str) -> None:
+    """Run the temporal test in the browser (results drawn), then build its report on the Reports page:
+    the preview draws every figure of the report."""
+    page.goto(f"{app_url}/temporal")
+    wait_for_run(page)
+    draws = page.get_by_role("spinbutton", name="Random draws per perturbation")
+    draws.fill("1")  # one draw per random perturbation keeps the browser run short
+    draws.press("Enter")
+    wait_for_run(page)
+    page.get_by_role("button", name="Run the test").click()
+    page.get_by_text("Accuracy under each perturbation").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_for_run(page)
+    assert_no_exception(page)
+    assert wait_for_charts(page) >= 3  # accuracy bars, sweep, class heatmap, reverse confusion
+    full_screenshot(page, "temporal-results")
+    assert page.locator(ERROR_BOX).count() == 0
+
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Reports").click()
+    page.wait_for_url("**/reports")
+    wait_for_run(page)
+    assert page.get_by_text("This session's temporal test").count() == 1
+    page.get_by_role("button", name="Build report").click()
+    page.get_by_text("Preview").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_for_run(page)
+    assert_no_exception(page)
+    preview = page.frame_locator("iframe[srcdoc]")
+    preview.locator(".figure .main-svg").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    figures = preview.locator(".figure")
+    drawn = preview.locator(".figure.js-plotly-plot")
+    assert figures.count() >= 3 and drawn.count() == figures.count()
+    full_screenshot(page, "reports")
+    assert page.locator(ERROR_BOX).count() == 0
