@@ -159,11 +159,28 @@ def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: An
             f"cannot load {name!r}: {len(overrides['class_names'])} class names given, "
             f"the model has {spec.num_classes} classes"
         )
+    if spec.layout != "workbench":
+        # a release model (GSM/GSF/TSM/TSN layout) saved by save_model: rebuilt from its keys + spec
+        from .official import load_resaved
+
+        model = load_resaved(ModelSpec.from_dict(fields), data.get("state_dict", {}), name)
+    else:
+        model = _build_from_fields(fields, name)
+        load_state_strict(model, data.get("state_dict", {}), name)
+    model.history = list(data.get("history", []))
+    model.extra = dict(data.get("extra", {}))
+    model.source_path = str(path)
+    model.eval()
+    return model
+
+
+def _build_from_fields(fields: dict[str, Any], name: str) -> nn.Module:
+    """Our own scheme model from a spec's fields (what build_model needs to rebuild it exactly)."""
+    fields = dict(fields)
     options = dict(fields.pop("options"))
-    for key in ("layout",):
-        fields.pop(key)
+    fields.pop("layout")
     try:
-        model = build_model(
+        return build_model(
             fields.pop("scheme"),
             backbone=fields.pop("backbone"),
             num_classes=fields.pop("num_classes"),
@@ -173,12 +190,6 @@ def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: An
         )
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"cannot load {name!r}: its spec does not build a model ({err})") from None
-    load_state_strict(model, data.get("state_dict", {}), name)
-    model.history = list(data.get("history", []))
-    model.extra = dict(data.get("extra", {}))
-    model.source_path = str(path)
-    model.eval()
-    return model
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:

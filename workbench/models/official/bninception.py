@@ -1,19 +1,24 @@
-"""BN-Inception with the Caffe-style layer ids of the GSM/GSF releases, GSM where the releases put it.
+"""BN-Inception with the Caffe-style layer ids of the GSM/GSF releases, GSM/GSF where the releases put it.
 
 Every conv has a bias and is followed by `<id>_bn` and a ReLU; pooling rounds up (Caffe). The
 layer table below is our own compact description of the network (widths read from the releases'
 layer lists); parameter names follow the releases, e.g. `inception_3a_1x1`,
-`inception_3a_double_3x3_2_bn`, `gsm_inception_3a_1x1.conv3D.weight`.
+`inception_3a_double_3x3_2_bn`, `gsm_inception_3a_1x1.conv3D.weight`,
+`gsf_inception_3a_1x1.channel_conv1.weight`. GSM and GSF gate the same ten convs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..temporal import GateShift
+from .gsf import ReleaseGSF
+
+TEMPORAL_OPS = ("gsm", "gsf", "none")
 
 
 @dataclass(frozen=True)
@@ -50,19 +55,28 @@ FEATURE_DIM = 1024
 
 
 class CaffeUnits(nn.Module):
-    """Flat registry of conv -> [gate-shift] -> BN -> ReLU units named like the Caffe layer ids.
+    """Flat registry of conv -> [gate-shift(-fuse)] -> BN -> ReLU units named like the Caffe layer ids.
 
-    A unit `u` registers conv `u{CONV}`, gate `gsm_u{CONV}` and BN `u{BN}`: BN-Inception names
-    them `x`, `gsm_x`, `x_bn`; InceptionV3 `x_Conv2D`, `gsm_x_Conv2D`, `x_batchnorm`.
+    A unit `u` registers conv `u{CONV}`, gate `gsm_u{CONV}` (GSF: `gsf_u{CONV}`) and BN `u{BN}`:
+    BN-Inception names them `x`, `gsm_x`, `x_bn`; InceptionV3 `x_Conv2D`, `gsm_x_Conv2D`,
+    `x_batchnorm`. `temporal` picks the operator ("gsm", "gsf" or "none"); `gsf_channels` maps a GSF
+    module name to how many of its channels it gates (absent: all, the release's default ratio 100).
     """
 
     CONV = ""
     BN = "_bn"
 
-    def __init__(self, frames: int, gsm: bool) -> None:
+    def __init__(self, frames: int, temporal: str, gsf_channels: Mapping[str, int] | None = None) -> None:
         super().__init__()
+        if temporal not in TEMPORAL_OPS:
+            raise ValueError(f"unknown temporal operator {temporal!r}; choose from {', '.join(TEMPORAL_OPS)}")
         self.frames = frames
-        self.gsm = gsm
+        self.temporal = temporal
+        self.gsf_channels = dict(gsf_channels or {})
+
+    def gate_name(self, unit: str) -> str:
+        """Module name of the temporal operator after unit `unit`'s conv."""
+        return f"{self.temporal}_{unit}{self.CONV}"
 
     def add_unit(
         self, name: str, cin: int, cout: int, kernel: int | tuple[int, int] = 1,
@@ -70,9 +84,12 @@ class CaffeUnits(nn.Module):
     ) -> int:
         """Register unit `name` (conv, optional gate, BN, ReLU); returns the output width."""
         self.add_module(name + self.CONV, nn.Conv2d(cin, cout, kernel, stride, pad, bias=True))
-        if gated and self.gsm:
+        if gated and self.temporal == "gsm":
             # the release's channel interleave after the shift is part of the function it learned
-            self.add_module(f"gsm_{name}{self.CONV}", GateShift(cout, self.frames, 2, interleave=True))
+            self.add_module(self.gate_name(name), GateShift(cout, self.frames, 2, interleave=True))
+        elif gated and self.temporal == "gsf":
+            active = self.gsf_channels.get(self.gate_name(name), cout)
+            self.add_module(self.gate_name(name), ReleaseGSF(cout, self.frames, active))
         self.add_module(name + self.BN, nn.BatchNorm2d(cout))
         self.add_module(f"{name}_relu", nn.ReLU(inplace=True))
         return cout
@@ -80,7 +97,7 @@ class CaffeUnits(nn.Module):
     def unit(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """Run one registered unit."""
         x = getattr(self, name + self.CONV)(x)
-        gate = getattr(self, f"gsm_{name}{self.CONV}", None)
+        gate = getattr(self, self.gate_name(name), None)
         if gate is not None:
             x = gate(x)
         return getattr(self, f"{name}_relu")(getattr(self, name + self.BN)(x))
@@ -93,10 +110,12 @@ class CaffeUnits(nn.Module):
 
 
 class BNInception(CaffeUnits):
-    """BN-Inception backbone (B*T, 3, H, W) -> (B*T, 1024); `gsm=True` adds the 10 GSM gates."""
+    """BN-Inception backbone (B*T, 3, H, W) -> (B*T, 1024) with the releases' 10 GSM or GSF modules."""
 
-    def __init__(self, frames: int = 8, gsm: bool = True) -> None:
-        super().__init__(frames, gsm)
+    def __init__(
+        self, frames: int = 8, temporal: str = "gsm", gsf_channels: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__(frames, temporal, gsf_channels)
         self.add_unit("conv1_7x7_s2", 3, 64, 7, 2, 3)
         self.pool1_3x3_s2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.add_unit("conv2_3x3_reduce", 64, 64)
@@ -108,8 +127,10 @@ class BNInception(CaffeUnits):
             cin = self._add_block(block, cin)
         if cin != FEATURE_DIM:
             raise AssertionError(f"BN-Inception table ends with {cin} channels, not {FEATURE_DIM}")
-        # the release pools with a fixed 7x7 window: exactly global at 224 px input
-        self.global_pool = nn.AvgPool2d(7, 1, ceil_mode=True)
+        # GSM pools with a fixed 7x7 window (exactly global at 224 px input), GSF globally
+        self.global_pool: nn.Module = (
+            nn.AdaptiveAvgPool2d(1) if temporal == "gsf" else nn.AvgPool2d(7, 1, ceil_mode=True)
+        )
 
     def _add_block(self, b: InceptionBlock, cin: int) -> int:
         prefix = f"inception_{b.name}_"

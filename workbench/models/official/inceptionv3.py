@@ -1,12 +1,16 @@
-"""InceptionV3 with the Caffe-style layer ids of the GSM release (`mixed_4_tower_1_conv_2_Conv2D`, ...).
+"""InceptionV3 with the Caffe-style layer ids of the GSM/GSF releases (`mixed_4_tower_1_conv_2_Conv2D`, ...).
 
-Units are conv `x_Conv2D` -> [gate `gsm_x_Conv2D`] -> BN `x_batchnorm` -> ReLU; pooling rounds up
-(Caffe). The GSM release gates the first 1x1 conv of blocks mixed..mixed_10 (the first reduce conv
-in the grid-reduction blocks mixed_3 and mixed_8) except mixed_6: 10 gates. Input 229 px, where the
-final 6x6 average pool is exactly global.
+Units are conv `x_Conv2D` -> [gate `gsm_x_Conv2D` / `gsf_x_Conv2D`] -> BN `x_batchnorm` -> ReLU;
+pooling rounds up (Caffe). The GSM release gates the first 1x1 conv of blocks mixed..mixed_10 (the
+first reduce conv in the grid-reduction blocks mixed_3 and mixed_8) except mixed_6: 10 gates. The
+GSF release gates the first conv of every block, mixed_6 included, and in mixed_3 the 3x3/2 conv
+`mixed_3_conv` rather than its tower: 11 modules. Input 229 px, where the final 6x6 average pool is
+exactly global (GSF's pool is global at any size).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -34,13 +38,15 @@ class Branch:
 
 
 class InceptionV3(CaffeUnits):
-    """InceptionV3 backbone (B*T, 3, H, W) -> (B*T, 2048); `gsm=True` adds the release's 10 gates."""
+    """InceptionV3 backbone (B*T, 3, H, W) -> (B*T, 2048) with the GSM release's 10 or GSF's 11 modules."""
 
     CONV = "_Conv2D"
     BN = "_batchnorm"
 
-    def __init__(self, frames: int = 16, gsm: bool = True) -> None:
-        super().__init__(frames, gsm)
+    def __init__(
+        self, frames: int = 16, temporal: str = "gsm", gsf_channels: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__(frames, temporal, gsf_channels)
         self.add_unit("conv", 3, 32, 3, 2, 0)
         self.add_unit("conv_1", 32, 32, 3, 1, 0)
         self.add_unit("conv_2", 32, 64, 3, 1, 1)
@@ -60,7 +66,9 @@ class InceptionV3(CaffeUnits):
             cin = self._add(self._block_e(f"mixed_{i}", "ave" if i == 9 else "max"), cin)
         if cin != FEATURE_DIM:
             raise AssertionError(f"InceptionV3 table ends with {cin} channels, not {FEATURE_DIM}")
-        self.top_cls_pool = nn.AvgPool2d(6, 1, ceil_mode=True)
+        self.top_cls_pool: nn.Module = (
+            nn.AdaptiveAvgPool2d(1) if temporal == "gsf" else nn.AvgPool2d(6, 1, ceil_mode=True)
+        )
 
     @staticmethod
     def _stride1_pool(kind: str) -> nn.Module:
@@ -119,6 +127,15 @@ class InceptionV3(CaffeUnits):
             Branch([_u(f"{m}_tower_2_conv", 192)], pool=self._stride1_pool(pool)),
         ]
 
+    def _gated(self, block: str, branch: int, index: int, unit: str) -> bool:
+        """Whether unit `unit` (position `index` in branch `branch` of `block`) carries the release's gate."""
+        if self.temporal == "gsf":
+            # mixed_8's first branch starts with its tower conv, so "first conv of branch 0" covers it
+            return branch == 0 and index == 0
+        if block in ("mixed_3", "mixed_8"):
+            return unit == f"{block}_tower_conv"
+        return block in GATED_BLOCKS and branch == 0 and index == 0
+
     def _add(self, block: tuple[str, list[Branch]], cin: int) -> int:
         name, branches = block
         cout = 0
@@ -128,8 +145,7 @@ class InceptionV3(CaffeUnits):
                 self.add_module(f"{name}_pool{b}", branch.pool)
             width = cin
             for i, (unit, w, kernel, stride, pad) in enumerate(branch.chain):
-                gated = name in GATED_BLOCKS and b == 0 and i == 0 and name not in ("mixed_3", "mixed_8")
-                gated = gated or (name in ("mixed_3", "mixed_8") and unit == f"{name}_tower_conv")
+                gated = self._gated(name, b, i, unit)
                 width = self.add_unit(unit, width, w, kernel, stride, pad, gated=gated)
             if branch.heads:
                 cout += sum(self.add_unit(u, width, w, k, s, p) for u, w, k, s, p in branch.heads)

@@ -2,7 +2,9 @@
 
 Each release leaves fingerprints: GSM/GSF Inception models use Caffe layer ids
 (`conv1_7x7_s2` for BN-Inception, `conv_Conv2D` for InceptionV3), GSM's gates are
-`gsm_<layer>.conv3D`, TSM's shifted blocks show `conv1.net.weight`, MobileNetV2 has `features.`.
+`gsm_<layer>.conv3D`, GSF's modules add `channel_conv1/2` (and GSF saves `model_state_dict`),
+TSM's shifted blocks show `conv1.net.weight`, MobileNetV2 has `features.`. GSF does not record its
+channel ratio: each module's `conv3D.weight` (2, gated/2, 3, 3, 3) says how many channels it gates.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class Layout:
     backbone: str  # "bninception" | "inceptionv3" | "resnet50" | "resnet101" | "mobilenetv2"
     num_classes: int
     shifted_blocks: set[str] = field(default_factory=set)  # TSM: "layer1.0", ...
-    gated_layers: list[str] = field(default_factory=list)  # GSM/GSF: gate module names
+    gated_layers: list[str] = field(default_factory=list)  # GSM/GSF: gate module names under base_model
+    gate_channels: dict[str, int] = field(default_factory=dict)  # gate module -> channels it gates
 
     @property
     def name(self) -> str:
@@ -79,7 +82,12 @@ def detect_layout(entry: str, state: dict[str, torch.Tensor]) -> Layout | None:
     if backbone is None:
         return None
     num_classes = int(state["new_fc.weight"].shape[0])
-    gates = sorted({k.split(".")[1] for k in keys if re.match(r"base_model\.[^.]+\.conv3D\.weight$", k)})
+    gate_key = re.compile(r"base_model\.(.+)\.conv3D\.weight$")
+    gate_channels = {
+        m.group(1): int(state[k].shape[0] * state[k].shape[1])
+        for k in keys if (m := gate_key.match(k)) and state[k].dim() == 5
+    }
+    gates = sorted(gate_channels)
     # TSM wraps a shifted block's first conv: ResNet `layerX.Y.conv1.net`, MobileNetV2 `features.N.conv.0.net`
     shift_key = re.compile(
         r"base_model\.(layer\d\.\d+)\.conv1\.net\.|base_model\.(features\.\d+)\.conv\.0\.net\."
@@ -95,4 +103,4 @@ def detect_layout(entry: str, state: dict[str, torch.Tensor]) -> Layout | None:
         family = "tsm"
     else:
         family = "tsn"
-    return Layout(family, backbone, num_classes, shifted, gates)
+    return Layout(family, backbone, num_classes, shifted, gates, gate_channels)

@@ -20,6 +20,7 @@ from ..checkpoint import CheckpointError
 from ..spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from .bninception import FEATURE_DIM as BNINCEPTION_DIM
 from .bninception import BNInception
+from .gsf import ReleaseGSF
 from .inceptionv3 import FEATURE_DIM as INCEPTIONV3_DIM
 from .inceptionv3 import InceptionV3
 from .layouts import Layout, detect_layout, release_state
@@ -78,17 +79,21 @@ def _class_names(value: Any, num_classes: int, name: str) -> list[str]:
 
 
 def _build_backbone(layout: Layout, backbone: str, frames: int, shift_div: int) -> tuple[nn.Module, int]:
-    if backbone == "bninception" and layout.family in ("gsm", "tsn"):
-        return BNInception(frames, gsm=layout.family == "gsm"), BNINCEPTION_DIM
-    if backbone == "inceptionv3" and layout.family in ("gsm", "tsn"):
-        return InceptionV3(frames, gsm=layout.family == "gsm"), INCEPTIONV3_DIM
-    if backbone in ("resnet50", "resnet101") and layout.family in ("tsm", "tsn"):
-        return OfficialResNet(backbone, frames, layout.shifted_blocks, shift_div), RESNET_DIM
+    temporal = {"gsm": "gsm", "gsf": "gsf"}.get(layout.family, "none")
+    if backbone == "bninception" and layout.family in ("gsm", "gsf", "tsn"):
+        return BNInception(frames, temporal, layout.gate_channels), BNINCEPTION_DIM
+    if backbone == "inceptionv3" and layout.family in ("gsm", "gsf", "tsn"):
+        return InceptionV3(frames, temporal, layout.gate_channels), INCEPTIONV3_DIM
+    if backbone in ("resnet50", "resnet101") and layout.family in ("tsm", "tsn", "gsf"):
+        # GSF's ResNet modules are `layerX.Y.gsf`; the block name is what the backbone needs
+        gsf = {k.removesuffix(".gsf"): v for k, v in layout.gate_channels.items()}
+        return OfficialResNet(backbone, frames, layout.shifted_blocks, shift_div, gsf), RESNET_DIM
     if backbone == "mobilenetv2" and layout.family in ("tsm", "tsn"):
         return OfficialMobileNetV2(frames, layout.shifted_blocks, shift_div), MOBILENET_DIM
     raise CheckpointError(
         f"{layout.family.upper()} on {backbone} is recognised but not supported yet "
-        "(supported: GSM/TSN BN-Inception and InceptionV3, TSM/TSN ResNet-50/101 and MobileNetV2)"
+        "(supported: GSM/GSF/TSN BN-Inception and InceptionV3, TSM/TSN/GSF ResNet-50/101, "
+        "TSM/TSN MobileNetV2)"
     )
 
 
@@ -169,7 +174,7 @@ def load_official(data: dict, name: str, **overrides: Any) -> nn.Module | None:
     if "frames" not in settings:
         raise CheckpointError(
             f"cannot load {name!r}: the file ({layout.describe()}) does not record its number of "
-            "frames; give frames=... (CLI: --frames)"
+            "frames; give frames=N (CLI: --model-option frames=N)"
         )
     frames = int(settings["frames"])
     shift_div = int(settings.get("shift_div", 8))
@@ -189,10 +194,33 @@ def load_official(data: dict, name: str, **overrides: Any) -> nn.Module | None:
         options.update(shift_div=shift_div, shifted_blocks=sorted(layout.shifted_blocks))
     spec = _release_spec(layout, backbone, frames, classes, options, overrides)
     model = OfficialVideoModel(base, feature_dim, layout.num_classes, spec)
+    if layout.family == "gsf":
+        # not recorded in the file: read back from the gate shapes (percent of each layer gated)
+        ratios = sorted({round(m.channel_ratio, 2) for m in model.modules() if isinstance(m, ReleaseGSF)})
+        options["gsf_channel_ratio"] = ratios[0] if len(ratios) == 1 else ratios
     state = _strict_state(model, state, name, layout, backbone)
     model.load_state_dict(state, strict=True)
     model.source_path = str(name)
     model.history = []
     model.extra = {k: _plain(v) for k, v in data.items() if k != entry and _plain(v) is not None}
+    model.eval()
+    return model
+
+
+def load_resaved(spec: ModelSpec, state: dict[str, torch.Tensor], name: str) -> nn.Module:
+    """A release model written by save_model (spec + prefix-free keys) -> the same model, strictly."""
+    layout = detect_layout(str(spec.options.get("release_entry", "state_dict")), state)
+    if layout is None or layout.name != spec.layout:
+        found = layout.describe() if layout is not None else "no release layout"
+        raise CheckpointError(
+            f"cannot load {name!r}: its spec says layout {spec.layout!r}, but its weights look like {found}"
+        )
+    shift_div = int(spec.options.get("shift_div", 8))
+    try:
+        base, feature_dim = _build_backbone(layout, spec.backbone, spec.frames, shift_div)
+    except CheckpointError as err:
+        raise CheckpointError(f"cannot load {name!r}: {err}") from None
+    model = OfficialVideoModel(base, feature_dim, layout.num_classes, spec)
+    model.load_state_dict(_strict_state(model, state, name, layout, spec.backbone), strict=True)
     model.eval()
     return model

@@ -1,16 +1,20 @@
-"""ResNet-50/101 with torchvision's parameter names, as the TSM/TSN releases save them.
+"""ResNet-50/101 with torchvision's parameter names, as the TSM/TSN/GSF releases save them.
 
 TSM's "blockres" wraps a shifted block's `conv1` (keys `layerX.Y.conv1.net.weight`): the block's
 residual branch sees the shifted input, the shortcut the original. `ShiftedConv` reproduces those
 names around our own `TemporalShift`, so the keys load as saved and analyses find `...shift`.
+GSF puts its module `layerX.Y.gsf` between a block's `conv3` and `bn3`, on the residual branch.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from ..temporal import TemporalShift
+from .gsf import ReleaseGSF
 
 RESNET_LAYERS: dict[str, tuple[int, int, int, int]] = {
     "resnet50": (3, 4, 6, 3),
@@ -32,9 +36,12 @@ class ShiftedConv(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """torchvision v1.5 bottleneck (stride on the 3x3 conv), optionally shifted before conv1."""
+    """torchvision v1.5 bottleneck (3x3 stride); optional TSM shift before conv1 or GSF after conv3."""
 
-    def __init__(self, cin: int, planes: int, stride: int, frames: int, shift_div: int | None) -> None:
+    def __init__(
+        self, cin: int, planes: int, stride: int, frames: int, shift_div: int | None,
+        gsf_channels: int | None = None,
+    ) -> None:
         super().__init__()
         conv1 = nn.Conv2d(cin, planes, 1, bias=False)
         self.conv1: nn.Module = conv1 if shift_div is None else ShiftedConv(conv1, frames, shift_div)
@@ -42,6 +49,7 @@ class Bottleneck(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.gsf = None if gsf_channels is None else ReleaseGSF(planes * 4, frames, gsf_channels)
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Module | None = None
@@ -53,16 +61,23 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = self.conv3(out)
+        if self.gsf is not None:
+            out = self.gsf(out)
+        out = self.bn3(out)
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)
 
 
 class OfficialResNet(nn.Module):
-    """(B*T, 3, H, W) -> (B*T, 2048); `shifted` names the blocks ("layer1.0", ...) that TSM shifts."""
+    """(B*T, 3, H, W) -> (B*T, 2048) with TSM shifts in `shifted` blocks or GSF in `gsf_channels` ones.
+
+    Blocks are named "layer1.0", ...; `gsf_channels` maps a block to how many channels its GSF gates.
+    """
 
     def __init__(
-        self, depth: str = "resnet50", frames: int = 8, shifted: set[str] | None = None, shift_div: int = 8
+        self, depth: str = "resnet50", frames: int = 8, shifted: set[str] | None = None, shift_div: int = 8,
+        gsf_channels: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         if depth not in RESNET_LAYERS:
@@ -79,7 +94,8 @@ class OfficialResNet(nn.Module):
                 name = f"layer{stage}.{i}"
                 stride = 2 if stage > 1 and i == 0 else 1
                 div = shift_div if name in shifted else None
-                layer.append(Bottleneck(cin, planes, stride, frames, div))
+                gsf = (gsf_channels or {}).get(name)
+                layer.append(Bottleneck(cin, planes, stride, frames, div, gsf))
                 cin = planes * 4
             self.add_module(f"layer{stage}", nn.Sequential(*layer))
 
