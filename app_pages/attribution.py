@@ -14,6 +14,7 @@ import streamlit as st
 from analysis import attribution, attribution_figures, attribution_metrics
 from app_pages import shared
 from workbench.app_state import ModelSource, file_stamp
+from workbench.demo import demo_localisation
 from workbench.video import load_clip
 
 TARGETS = {
@@ -178,3 +179,24 @@ if len(methods) > 1:
             table_values = attribution_metrics.agreement_table(maps)
             st.plotly_chart(attribution_figures.agreement_figure(table_values, list(maps), label),
                             key=f"methods_{label}")
+
+st.header("Localisation over probe clips: every demo model and method", divider="gray")
+shipped = demo_localisation()
+if shipped is None or shipped[0].empty:
+    st.caption("No attribution table for the current demo models is shipped; make one with "
+               "`python -m workbench attribute --model ... --data workbench/assets/probe --methods all "
+               "--out RUN`.")
+else:
+    localisation, localisation_run = shipped
+    st.plotly_chart(attribution_figures.localisation_figure(localisation), key="localisation_dataset")
+    st.caption(f"{int(localisation['clips'].max())} probe clips per model, measured with "
+               f"`{localisation_run.get('command', '?')}`. Bars: share of attribution energy inside the "
+               "object mask (95% bootstrap interval); dashed line: the mask's share of the frame, what a "
+               "uniform map would score.")
+    columns = [c for c in ("model", "method", "clips", "energy_in_mask", "energy_in_mask_low",
+                           "energy_in_mask_high", "area_share", "pointing_hit", "pointing_hit_low",
+                           "pointing_hit_high") if c in localisation]
+    st.dataframe(localisation[columns], hide_index=True, column_config={
+        "energy_in_mask": st.column_config.ProgressColumn("energy in mask", **PERCENT),
+        "pointing_hit": st.column_config.ProgressColumn("pointing game", **PERCENT),
+    })

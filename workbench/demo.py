@@ -15,6 +15,8 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 MODELS_DIR = ASSETS / "models"
 PROBE_DIR = ASSETS / "probe"  # a few probe clips (with masks) for the app and tests
 MANIFEST = ASSETS / "manifest.json"
+# attribution metrics of the demo zoo over probe clips (`attribute --data`): summary.csv + run.json
+LOCALISATION = ASSETS / "attribution_localisation"
 
 # the recipe: changing any of these means retraining (`python -m workbench demo --train`)
 TRAIN_SEED = 1
@@ -44,6 +46,21 @@ def demo_checkpoints() -> dict[str, Path]:
     """Scheme name -> shipped checkpoint path, in registry order."""
     entries = {e["scheme"]: ASSETS / e["file"] for e in demo_manifest()["models"]}
     return {s: entries[s] for s in available_schemes() if s in entries and entries[s].exists()}
+
+
+def demo_localisation() -> tuple[Any, dict[str, Any]] | None:
+    """The shipped attribution table of the demo models (pandas DataFrame, run.json), keeping only the
+    rows of checkpoints that are still the shipped ones (a retrained model invalidates its rows)."""
+    import pandas as pd
+
+    summary, run_file = LOCALISATION / "summary.csv", LOCALISATION / "run.json"
+    if not summary.is_file() or not run_file.is_file():
+        return None
+    run = json.loads(run_file.read_text())
+    shipped = {e["sha256"] for e in demo_manifest()["models"]}
+    current = {c["name"] for c in run.get("checkpoints", []) if c.get("sha256") in shipped}
+    table = pd.read_csv(summary)
+    return table[table["model"].isin(current)].reset_index(drop=True), run
 
 
 def demo_probe_dir() -> Path:
