@@ -39,6 +39,8 @@ from captum.attr import (
 )
 from torch import nn
 
+from workbench.device import model_device
+
 # Method names, in the order pages and tables show them; LABELS are their display names.
 METHODS = (
     "saliency",
@@ -95,7 +97,7 @@ def as_clip(clip: torch.Tensor) -> torch.Tensor:
 def predicted_class(model: nn.Module, clip: torch.Tensor) -> int:
     """The class the model predicts for the clip."""
     with torch.no_grad():
-        return int(model(as_clip(clip)).argmax(dim=1).item())
+        return int(model(as_clip(clip).to(model_device(model))).argmax(dim=1).item())
 
 
 def class_probabilities(model: nn.Module, clips: torch.Tensor, target: int, batch: int = 32) -> np.ndarray:
@@ -103,8 +105,8 @@ def class_probabilities(model: nn.Module, clips: torch.Tensor, target: int, batc
     out = []
     with torch.no_grad():
         for start in range(0, clips.shape[0], batch):
-            logits = model(clips[start : start + batch])
-            out.append(torch.softmax(logits, dim=1)[:, target])
+            logits = model(clips[start : start + batch].to(model_device(model)))
+            out.append(torch.softmax(logits.float(), dim=1)[:, target].cpu())
     return torch.cat(out).numpy()
 
 
@@ -154,7 +156,7 @@ def attribute(
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
     model.eval()  # BatchNorm in train mode makes attributions depend on the batch (FIELD_NOTES)
-    clip = as_clip(clip).detach()
+    clip = as_clip(clip).detach().to(model_device(model))  # the model may live on a GPU
     _, frames, _, height, width = clip.shape
     if target is None:
         target = predicted_class(model, clip)
@@ -209,7 +211,8 @@ def attribute(
         block = max(1, int(opts.get("block", 1)))
         used = {"block": block, "baseline": baseline}
         per_frame = FeatureAblation(model).attribute(
-            clip, baselines=baseline, target=target, feature_mask=_temporal_mask(frames, block),
+            clip, baselines=baseline, target=target,
+            feature_mask=_temporal_mask(frames, block).to(clip.device),
             perturbations_per_eval=int(opts.get("perturbations_per_eval", frames)),
         )
         # every value of a frame holds that frame's logit drop: one number per frame, spread flat
@@ -220,13 +223,13 @@ def attribute(
         own_map = _gradcam(model, inputs, target, layer).detach()
     seconds = time.perf_counter() - start
     if raw is not None:
-        raw_np = raw.detach()[0].float().numpy()
+        raw_np = raw.detach()[0].float().cpu().numpy()
         signed = raw_np.sum(axis=1)
         importance = np.abs(raw_np).sum(axis=1)
     else:
         assert own_map is not None
         raw_np = None
-        signed = own_map.float().numpy()
+        signed = own_map.float().cpu().numpy()
         # Grad-CAM is ReLU'd already; a frame whose removal raises the score matters as much as one
         # whose removal lowers it, so ablation importance is the size of the change
         importance = np.abs(signed)

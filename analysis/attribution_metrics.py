@@ -114,7 +114,8 @@ def deletion_insertion(
     baseline: float = 0.0,
 ) -> Faithfulness:
     """Deletion/insertion curves of a map; removed values become `baseline` (the mean colour)."""
-    clip = clip.reshape(1, *clip.shape[-4:]).float()
+    # built on the CPU; class_probabilities moves each batch to the model's device
+    clip = clip.reshape(1, *clip.shape[-4:]).float().cpu()
     frames, channels, height, width = clip.shape[1:]
     order, units = _ranked_units(attribution_map, unit)
     steps = min(steps, units)
@@ -319,55 +320,137 @@ def pick_items(items: list, max_clips: int | None) -> list:
     return picked
 
 
+PARTS_DIR = "parts"
+PARTS_KEY = "key.json"
+
+
+def _open_parts(out: Path, key: dict[str, object] | None) -> None:
+    """Create out/parts, or check that the parts already there belong to the same scoring run."""
+    import json
+
+    parts = out / PARTS_DIR
+    parts.mkdir(parents=True, exist_ok=True)
+    if key is None:
+        return
+    stored = parts / PARTS_KEY
+    text = json.dumps(key, indent=2, sort_keys=True, default=str) + "\n"
+    if stored.is_file() and stored.read_text() != text:
+        raise ValueError(f"{out} holds parts of a different attribution run (other models, data or "
+                         "settings); choose a new --out or delete it")
+    stored.write_text(text)
+
+
+def _score_items(
+    models: dict[str, nn.Module], root: Path, items: Sequence, methods: Sequence[str], target: str | int,
+    curve_steps: int, seed: int, bar: object, opts: dict[str, object],
+) -> pd.DataFrame:
+    """Per-clip metric rows of every model x method for some dataset items."""
+    import zlib
+
+    from workbench.probe import load_mask, mask_path
+    from workbench.video import load_clip, video_info
+
+    rows = []
+    for item in items:
+        relative = Path(item.path)
+        has_mask = mask_path(root, relative).is_file()
+        video_mask = load_mask(root, relative) if has_mask else None
+        if video_mask is not None and video_mask.shape[0] != video_info(item.path)["num_frames"]:
+            video_mask = None  # a mask that does not match its video would score nonsense
+        for name, model in models.items():
+            spec: ModelSpec = model.spec
+            clip = load_clip(item.path, spec)
+            names = spec.class_names
+            label = names.index(item.label_name) if item.label_name in names else None
+            predicted = predicted_class(model, clip)
+            chosen = resolve_target(target, label, predicted, spec)
+            mask = clip_mask(video_mask, spec) if video_mask is not None else None
+            for method in methods:
+                bar.set_postfix_str(f"{name} {method}")  # type: ignore[attr-defined]
+                if chosen is None:
+                    bar.update()  # type: ignore[attr-defined]
+                    continue
+                # seeded per clip x model x method (SmoothGrad's noise): a row does not depend on
+                # which process scored it or what it scored before
+                torch.manual_seed(seed + zlib.crc32(f"{relative}|{name}|{method}".encode()))
+                row, _ = score_clip(model, clip, method, chosen, mask=mask, curve_steps=curve_steps, **opts)
+                rows.append({"model": name, "scheme": spec.scheme, "method": method,
+                             "clip": str(relative), "label": item.label_name,
+                             "predicted": spec.class_names[predicted], **row})
+                bar.update()  # type: ignore[attr-defined]
+    return pd.DataFrame(rows)
+
+
 def score_dataset(
     models: dict[str, nn.Module],
     data: str | Path,
     methods: Sequence[str],
-    target: str = "true",
+    target: str | int = "true",
     max_clips: int | None = None,
     progress: bool = True,
     curve_steps: int = 16,
+    *,
+    out: str | Path | None = None,
+    chunk_clips: int = 8,
+    seed: int = 0,
+    key: dict[str, object] | None = None,
     **opts: object,
 ) -> pd.DataFrame:
-    """Per-clip metrics of every model x method over a dataset (localisation where masks exist)."""
+    """Per-clip metrics of every model x method over a dataset (localisation where masks exist).
+
+    With `out`, each chunk of `chunk_clips` clips is written as out/parts/part-NNNNNN.parquet, so a
+    killed run continues where it stopped (`key` identifies the run: parts of another are refused).
+    Under torch.distributed (torchrun) the chunks are shared round robin between the ranks and every
+    rank returns the merged table, the same a single process gives."""
     from tqdm import tqdm
 
+    from workbench import distributed
     from workbench.datasets import open_dataset
-    from workbench.probe import load_mask, mask_path
-    from workbench.video import load_clip, video_info
 
+    context = distributed.current()
+    if context.distributed and out is None:
+        raise ValueError("a distributed run needs an output directory: ranks share their parts through it")
+    if chunk_clips < 1:
+        raise ValueError(f"chunk_clips must be >= 1, got {chunk_clips}")
     dataset = open_dataset(data)
     root = Path(data)
     items = pick_items(dataset.items, max_clips)
-    rows = []
-    with tqdm(total=len(items) * len(models) * len(methods), desc="attribution", unit="map",
-              disable=not progress) as bar:
-        for item in items:
-            relative = Path(item.path)
-            has_mask = mask_path(root, relative).is_file()
-            video_mask = load_mask(root, relative) if has_mask else None
-            if video_mask is not None and video_mask.shape[0] != video_info(item.path)["num_frames"]:
-                video_mask = None  # a mask that does not match its video would score nonsense
-            for name, model in models.items():
-                spec: ModelSpec = model.spec
-                clip = load_clip(item.path, spec)
-                names = spec.class_names
-                label = names.index(item.label_name) if item.label_name in names else None
-                predicted = predicted_class(model, clip)
-                chosen = resolve_target(target, label, predicted, spec)
-                mask = clip_mask(video_mask, spec) if video_mask is not None else None
-                for method in methods:
-                    bar.set_postfix_str(f"{name} {method}")
-                    if chosen is None:
-                        bar.update()
-                        continue
-                    row, _ = score_clip(model, clip, method, chosen, mask=mask, curve_steps=curve_steps,
-                                        **opts)
-                    rows.append({"model": name, "scheme": spec.scheme, "method": method,
-                                 "clip": str(relative), "label": item.label_name,
-                                 "predicted": spec.class_names[predicted], **row})
-                    bar.update()
-    return pd.DataFrame(rows)
+    chunks = [items[i : i + chunk_clips] for i in range(0, len(items), chunk_clips)]
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        error = None
+        if context.is_main:
+            try:
+                _open_parts(out_dir, key)
+            except ValueError as err:
+                error = str(err)
+        error = distributed.broadcast(error)  # every rank stops, not only rank 0
+        if error is not None:
+            raise ValueError(error)
+
+    def part_path(number: int) -> Path:
+        assert out_dir is not None
+        return out_dir / PARTS_DIR / f"part-{number:06d}.parquet"
+
+    mine = distributed.shard(len(chunks), context)
+    pending = [n for n in mine if out_dir is None or not part_path(n).is_file()]
+    in_memory: dict[int, pd.DataFrame] = {}
+    maps = len(models) * len(methods)
+    with tqdm(total=sum(len(chunks[n]) for n in mine) * maps, desc="attribution", unit="map",
+              initial=sum(len(chunks[n]) for n in mine if n not in pending) * maps,
+              disable=not progress or not context.is_main) as bar:
+        for number in pending:
+            rows = _score_items(models, root, chunks[number], methods, target, curve_steps, seed, bar, opts)
+            if out_dir is None:
+                in_memory[number] = rows
+            else:
+                tmp = part_path(number).with_suffix(".parquet.tmp")
+                rows.to_parquet(tmp, index=False)
+                tmp.replace(part_path(number))  # atomic: a kill leaves no half-written part
+    distributed.barrier()  # every rank's parts are on disk
+    parts = [in_memory[n] if n in in_memory else pd.read_parquet(part_path(n)) for n in range(len(chunks))]
+    parts = [part for part in parts if not part.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 @dataclass

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.device import model_device
 from workbench.models.spec import ModelSpec
 from workbench.models.temporal import GateShift, GateShiftFuse, TemporalShift
 from workbench.video import VideoSource, preprocess, read_frames, sample_indices, video_info
@@ -98,16 +99,17 @@ def capture_gates(model: nn.Module, clip: torch.Tensor) -> GateRun:
     names = [n for n, _ in ops] + [f"{n}.gate" for n, _ in ops]
     model.eval()
     with capture(model, names, inputs=True) as seen:
-        logits = model(clip)
+        logits = model(clip.to(model_device(model)))
     frames = clip.shape[1]
     layers = []
     for name, op in ops:
         active = op.channels  # GSF may gate only part of its input channels
-        before = _unfold(seen.inputs[name], frames)[:, :, :active]
-        after = _unfold(seen.outputs[name], frames)[:, :, :active]
+        # analyses of the captured tensors run on the CPU, wherever the model ran
+        before = _unfold(seen.inputs[name], frames)[:, :, :active].cpu()
+        after = _unfold(seen.outputs[name], frames)[:, :, :active].cpu()
         kind = "gsf" if isinstance(op, GateShiftFuse) else "gsm"
-        layers.append(LayerGates(name, kind, seen.outputs[f"{name}.gate"], before, after))
-    return GateRun(layers, logits.detach())
+        layers.append(LayerGates(name, kind, seen.outputs[f"{name}.gate"].cpu(), before, after))
+    return GateRun(layers, logits.detach().cpu())
 
 
 def gate_statistics(run: GateRun) -> pd.DataFrame:
@@ -307,7 +309,7 @@ def run_intervened(model: nn.Module, clip: torch.Tensor, layers: list[str], mode
     """Logits with `mode` forced on `layers` (hooks removed afterwards)."""
     model.eval()
     with replace_outputs(model, intervention_hooks(model, layers, mode)):
-        return model(clip)
+        return model(clip.to(model_device(model))).cpu()
 
 
 def _targets(model: nn.Module, per_layer: bool) -> list[tuple[str, list[str]]]:
@@ -321,7 +323,7 @@ def intervention_table(
 ) -> pd.DataFrame:
     """Prediction change on one clip (batch 0) per target (all layers, each layer) and mode."""
     names = model.spec.class_names
-    base = model.eval()(clip)[0].softmax(-1)
+    base = model.eval()(clip.to(model_device(model)))[0].softmax(-1).cpu()
     top = int(base.argmax())
     rows = [{"target": "none", "mode": "none", "predicted": names[top], "probability": float(base[top]),
              "original_class_probability": float(base[top]), "probability_change": 0.0,
@@ -360,7 +362,9 @@ def intervention_accuracy(
     model.eval()
 
     def accuracy(layers: list[str], mode: str | None) -> float:
-        run = (lambda b: model(b)) if mode is None else (lambda b: run_intervened(model, b, layers, mode))
+        device = model_device(model)
+        run = ((lambda b: model(b.to(device)).cpu()) if mode is None
+               else (lambda b: run_intervened(model, b, layers, mode)))
         predicted = torch.cat([run(b).argmax(-1) for b in batches])
         return float((predicted == truth).float().mean())
 

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from workbench.device import model_device
 from workbench.models.temporal import TemporalShift
 
 from .gates import GateRun, LayerGates, capture_gates
@@ -102,10 +103,10 @@ def shift_model_routing(model: nn.Module, clip: torch.Tensor) -> pd.DataFrame:
         raise ValueError("model has no TSM shift operators")
     model.eval()
     with capture(model, [n for n, _ in ops], inputs=True) as seen:
-        model(clip)
+        model(clip.to(model_device(model)))  # the app may keep models on a GPU
     rows = []
     for index, (name, op) in enumerate(ops):
-        x = seen.inputs[name].reshape(clip.shape[0], clip.shape[1], *seen.inputs[name].shape[1:])
+        x = seen.inputs[name].cpu().reshape(clip.shape[0], clip.shape[1], *seen.inputs[name].shape[1:])
         rows += _rows("tsm", name, index, routing_energy(x, *shift_weights(x, op.fold)))
     return pd.DataFrame(rows)
 

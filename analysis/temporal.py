@@ -4,7 +4,9 @@
 them through the models in batches under `torch.inference_mode`, and returns one row per
 video x model x perturbation x repeat. With a run directory it writes each finished chunk of
 videos as its own part file, so a killed run continues where it stopped; at the end it writes
-results.parquet, summary.csv, class_sensitivity.csv, comparisons.csv and run.json.
+results.parquet, summary.csv, class_sensitivity.csv, comparisons.csv and run.json. Under
+torch.distributed (torchrun) the chunks are shared round robin between the ranks (workbench.distributed)
+and rank 0 merges the part files in chunk order, so the rows are those of a single process.
 
 Statistics are over videos: a video's repeats (several shuffles of one clip) are not independent,
 so bootstrap intervals resample videos, and model comparisons pair the same videos.
@@ -35,7 +37,9 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis.perturb import PERTURBATIONS, FrameOrder, frame_orders
+from workbench import distributed
 from workbench.datasets import VideoDataset, open_dataset
+from workbench.device import autocast, model_device, peak_memory, prepare_model
 from workbench.models import file_sha256
 from workbench.models.spec import ModelSpec
 from workbench.video import VideoError, preprocess, read_frames, sample_indices, video_info
@@ -210,37 +214,72 @@ class _Model:
     kinds: list[str]
 
 
+class _DecodeDataset(torch.utils.data.Dataset):
+    """Decodes videos for the runner; a torch Dataset so DataLoader workers can decode ahead."""
+
+    def __init__(self, items: Sequence[tuple[int, _Item]], specs: Sequence[ModelSpec]) -> None:
+        self.items = list(items)
+        self.specs = list(specs)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int) -> tuple[int, list[torch.Tensor] | None, str | None]:
+        index, item = self.items[position]
+        try:
+            return index, decode_clips(item.path, self.specs), None
+        except VideoError as err:  # reported by the main process, in video order
+            return index, None, str(err)
+
+
+def _decoded(
+    items: Sequence[tuple[int, _Item]], specs: Sequence[ModelSpec], workers: int, pin: bool
+) -> Iterator[tuple[int, list[torch.Tensor] | None, str | None]]:
+    """(video index, clips per spec or None, error or None) for each item, in the order given.
+
+    With workers, decoding runs in DataLoader processes ahead of the model (each keeps 2 videos in
+    flight): the runner holds at most a chunk plus those, never the dataset's decoded videos."""
+    dataset = _DecodeDataset(items, specs)
+    if workers <= 0:
+        for position in range(len(dataset)):
+            with _one_thread():  # only around decoding: the model below keeps its threads
+                value = dataset[position]
+            yield value
+        return
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                                         pin_memory=pin, prefetch_factor=2)
+    yield from loader
+
+
 def _score_chunk(
-    chunk: list[tuple[int, _Item]],
+    decoded: list[tuple[int, _Item, list[torch.Tensor]]],
     groups: list[tuple[ModelSpec, list[_Model]]],
     config: ExperimentConfig,
     dataset_classes: Sequence[str],
-    warn: Callable[[str], None],
+    device: torch.device,
+    amp: torch.dtype | None = None,
 ) -> pd.DataFrame:
-    """Rows for a chunk of videos: decode each once, batch all perturbed clips, score every model."""
-    decoded: list[tuple[int, _Item, list[torch.Tensor]]] = []
-    with _one_thread():
-        for index, item in chunk:
-            try:
-                decoded.append((index, item, decode_clips(item.path, [spec for spec, _ in groups])))
-            except VideoError as err:
-                warn(f"skipped {item.name}: {err}")
+    """Rows for a chunk of decoded videos: batch all perturbed clips of them, score every model."""
     frames_out = []
     for g, (spec, members) in enumerate(groups):
         if not decoded:
             break
-        clips = torch.stack([clips[g] for _, _, clips in decoded])  # (V, T, 3, S, S)
+        # (V, T, 3, S, S): small (one clip per video), so it moves to the model's device once
+        clips = torch.stack([clips[g] for _, _, clips in decoded]).to(device, non_blocking=True)
         orders = [video_orders(item.name, spec.frames, config) for _, item, _ in decoded]
         video_pos = np.concatenate([np.full(len(o), v) for v, o in enumerate(orders)])
         flat = [o for per_video in orders for o in per_video]
-        order_index = torch.tensor([o.order for o in flat], dtype=torch.int64)
-        logp = {m.label: [] for m in members}
+        order_index = torch.tensor([o.order for o in flat], dtype=torch.int64, device=device)
+        positions = torch.from_numpy(video_pos).to(device)
+        logp: dict[str, list[torch.Tensor]] = {m.label: [] for m in members}
         for start in range(0, len(flat), config.batch_size):
             stop = start + config.batch_size
             # Gather only this batch of perturbed clips: the full stack can be GBs at 224 px.
-            batch = clips[torch.from_numpy(video_pos[start:stop])[:, None], order_index[start:stop]]
+            batch = clips[positions[start:stop, None], order_index[start:stop]]
             for member in members:
-                logp[member.label].append(torch.log_softmax(member.model(batch).float(), dim=1))
+                with autocast(device, amp):
+                    logits = member.model(batch)
+                logp[member.label].append(torch.log_softmax(logits.float(), dim=1).cpu())
         for member in members:
             # the member's own spec: models in a group share the input, not classes or scheme
             frames_out.append(_rows(decoded, orders, video_pos, flat, torch.cat(logp[member.label]),
@@ -377,11 +416,24 @@ def run_experiment(
     show_progress: bool = False,
     command: str | None = None,
     warn: Callable[[str], None] | None = None,
+    device: torch.device | str | None = None,
+    amp: torch.dtype | None = None,
+    workers: int = 0,
 ) -> ExperimentResult:
-    """Run every perturbation of every video through every model; resumable when `out` is given."""
+    """Run every perturbation of every video through every model; resumable when `out` is given.
+
+    `device` (default: where the first model is) gets every model and clip; `amp` is an autocast
+    dtype for CUDA; `workers` > 0 decodes in that many DataLoader processes (results do not change).
+    Under torch.distributed (e.g. torchrun) each rank scores its share of the chunks and writes their
+    part files, and rank 0 merges them into the same results a single process gives; every rank
+    returns the merged result."""
     config = config or ExperimentConfig()
     if not models:
         raise ExperimentError("no models to test")
+    context = distributed.current()
+    if context.distributed and out is None:
+        raise ExperimentError("a distributed run needs a run directory: ranks share their parts through it")
+    device = torch.device(device) if device is not None else model_device(next(iter(models.values())))
     dataset = data if isinstance(data, VideoDataset) else open_dataset(data)
     items = _items(dataset)
     members_by_key: dict[tuple, tuple[ModelSpec, list[_Model]]] = {}
@@ -390,8 +442,7 @@ def run_experiment(
         for class_name in dataset.classes:
             _model_label(spec, class_name, dataset.classes)  # fail before any work
         mirrors, kinds = _class_table(spec, dataset.class_info)
-        model.eval()
-        member = _Model(label, model, mirrors, kinds)
+        member = _Model(label, prepare_model(model, device), mirrors, kinds)
         members_by_key.setdefault(_input_key(spec), (spec, []))[1].append(member)
     groups = list(members_by_key.values())
     checkpoints = dict(checkpoints or {})
@@ -415,12 +466,29 @@ def run_experiment(
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": "running",
     }
+    amp_name = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp, str(amp))
+    if device.type != "cpu" or amp is not None:
+        # GPU kernels and autocast round differently from the CPU: a resumed run must not mix them.
+        # (Absent on the CPU, so run directories made before devices existed still resume.)
+        run["experiment"]["execution"] = {"device": device.type, "amp": amp_name}
+    # How the work was spread does not change the rows, so it is provenance, not identity.
+    run["execution"] = {"device": str(device), "amp": amp_name, "world_size": context.world_size,
+                        "workers": workers}
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
-        run = _open_run_dir(run_dir, run)
-    chunks = [list(enumerate(items))[i : i + config.chunk_videos] for i in range(0, len(items),
-                                                                                 config.chunk_videos)]
-    done_parts: dict[int, pd.DataFrame] = {}
+        error = None
+        if context.is_main:
+            try:
+                run = _open_run_dir(run_dir, run)
+            except ExperimentError as err:
+                error = str(err)
+        error = distributed.broadcast(error)  # every rank stops, not only rank 0
+        if error is not None:
+            raise ExperimentError(error)
+    numbered = list(enumerate(items))  # once: a 25k-video list is not rebuilt per chunk
+    chunks = [numbered[i : i + config.chunk_videos] for i in range(0, len(items), config.chunk_videos)]
+    mine = distributed.shard(len(chunks), context)
+    in_memory: dict[int, pd.DataFrame] = {}  # only without a run directory; else parts live on disk
     notes: list[str] = []
 
     def note(message: str) -> None:
@@ -428,44 +496,71 @@ def run_experiment(
         if warn is not None:
             warn(message)
 
-    done_videos = 0
-    if run_dir is not None:
-        for number in range(len(chunks)):
-            part = run_dir / PARTS_DIR / f"part-{number:06d}.parquet"
-            if part.is_file():
-                done_parts[number] = pd.read_parquet(part)
-                done_videos += len(chunks[number])
-    bar = tqdm(total=len(items), initial=done_videos, unit="video", desc="temporal-test",
-               disable=not show_progress, dynamic_ncols=True)
+    def part_path(number: int) -> Path:
+        assert run_dir is not None
+        return run_dir / PARTS_DIR / f"part-{number:06d}.parquet"
+
+    pending = [n for n in mine if run_dir is None or not part_path(n).is_file()]
+    total_videos = sum(len(chunks[n]) for n in mine)
+    done_videos = total_videos - sum(len(chunks[n]) for n in pending)
+    desc = "temporal-test" if not context.distributed else f"temporal-test rank {context.rank}"
+    bar = tqdm(total=total_videos, initial=done_videos, unit="video", desc=desc,
+               disable=not show_progress or not context.is_main, dynamic_ncols=True)
     if progress is not None:
-        progress(done_videos, len(items))
-    with torch.inference_mode():
-        for number, chunk in enumerate(chunks):
-            if number in done_parts:
-                continue
-            rows = _score_chunk(chunk, groups, config, dataset.classes, note)
-            if run_dir is not None:
-                part = run_dir / PARTS_DIR / f"part-{number:06d}.parquet"
-                _write_atomic(part, lambda tmp, rows=rows: rows.to_parquet(tmp, index=False))
-            done_parts[number] = rows
-            done_videos += len(chunk)
-            bar.update(len(chunk))
-            if progress is not None:
-                progress(done_videos, len(items))
-    bar.close()
-    parts = [done_parts[n] for n in range(len(chunks))]
-    results = pd.concat(parts, ignore_index=True) if parts else _empty_rows()
-    results = results.astype(_empty_rows().dtypes.to_dict())
-    analysed = analyse(results, bootstrap=config.bootstrap, seed=config.seed)
-    scored = set(results["video_index"].unique().tolist())
-    run["skipped_videos"] = [item.name for index, item in enumerate(items) if index not in scored]
-    run["notes"] = notes
-    run["rows"] = len(results)
-    run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    run["status"] = "complete"
-    analysed.run = run
-    if run_dir is not None:
-        write_run(analysed, run_dir)
+        progress(done_videos, total_videos)
+    queue = [entry for n in pending for entry in chunks[n]]
+    stream = _decoded(queue, [spec for spec, _ in groups], workers, pin=device.type == "cuda")
+    try:
+        with torch.inference_mode():
+            for number in pending:
+                decoded = []
+                for index, item in chunks[number]:
+                    got, clips, error = next(stream)
+                    assert got == index, "decoded videos came back out of order"
+                    if clips is None:
+                        note(f"skipped {item.name}: {error}")
+                    else:
+                        decoded.append((index, item, clips))
+                rows = _score_chunk(decoded, groups, config, dataset.classes, device, amp)
+                if run_dir is not None:
+                    _write_atomic(part_path(number), lambda tmp, rows=rows: rows.to_parquet(tmp, index=False))
+                else:
+                    in_memory[number] = rows
+                del rows, decoded
+                done_videos += len(chunks[number])
+                bar.update(len(chunks[number]))
+                if progress is not None:
+                    progress(done_videos, total_videos)
+    finally:
+        stream.close()  # stops DataLoader workers if the run ends early
+        bar.close()
+    # collectives: also the point where every rank has written its parts
+    all_notes = [message for rank_notes in distributed.gather(notes) for message in rank_notes]
+    memory = distributed.gather({"rank": context.rank, **peak_memory(device)})
+    if context.is_main:
+        parts = [in_memory[n] if n in in_memory else pd.read_parquet(part_path(n))
+                 for n in range(len(chunks))]
+        results = pd.concat(parts, ignore_index=True) if parts else _empty_rows()
+        del parts
+        results = results.astype(_empty_rows().dtypes.to_dict())
+        analysed = analyse(results, bootstrap=config.bootstrap, seed=config.seed)
+        scored = set(results["video_index"].unique().tolist())
+        run["skipped_videos"] = [item.name for index, item in enumerate(items) if index not in scored]
+        run["notes"] = all_notes
+        run["rows"] = len(results)
+        memory[0] = {"rank": 0, **peak_memory(device)}  # rank 0 again: the merge is its peak
+        run["peak_memory"] = {"max_rss_mib": max(m["max_rss_mib"] for m in memory), "ranks": memory}
+        if device.type == "cuda":
+            run["peak_memory"]["cuda_max_allocated_mib"] = max(m["cuda_max_allocated_mib"] for m in memory)
+        run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        run["status"] = "complete"
+        analysed.run = run
+        if run_dir is not None:
+            write_run(analysed, run_dir)
+    distributed.barrier()  # the others read what rank 0 wrote
+    if not context.is_main:
+        assert run_dir is not None
+        return load_run(run_dir)
     return analysed
 
 
@@ -744,8 +839,9 @@ def clip_orders(
                 (clip,) = decode_clips(path, [spec])
             orders = video_orders(name, spec.frames, config)
             index = torch.tensor([o.order for o in orders], dtype=torch.int64)
+            clip, index = clip.to(model_device(model)), index.to(model_device(model))
             logp = torch.cat([torch.log_softmax(model(clip[index[i : i + config.batch_size]]).float(), 1)
-                              for i in range(0, len(orders), config.batch_size)])
+                              for i in range(0, len(orders), config.batch_size)]).cpu()
             probs = logp.exp()
             for row, order in enumerate(orders):
                 predicted = int(probs[row].argmax())

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.device import model_device
 from workbench.models import SCHEMES, ModelSpec, build_model
 from workbench.models.complexity import zoo_table
 from workbench.video import VideoSource, preprocess, read_frames, sample_indices, video_info
@@ -190,7 +191,8 @@ def predict_video(model: torch.nn.Module, video: VideoSource) -> Prediction:
                            / min(info["height"], info["width"])))
     frames = read_frames(video, indices, max_side=max_side)
     clip = preprocess(frames, spec).unsqueeze(0)
-    probs = model(torch.cat((clip, clip.flip(1)))).softmax(dim=1).numpy()
+    both = torch.cat((clip, clip.flip(1))).to(model_device(model))  # the app may keep models on a GPU
+    probs = model(both).softmax(dim=1).cpu().numpy()
     return Prediction(list(spec.class_names), frames.numpy(), indices.tolist(), probs[0], probs[1],
                       dict(spec.mirror_of))
 

@@ -22,6 +22,7 @@ from analysis.zoo import (
 from analysis.zoo import complexity_table as zoo_complexity
 from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp
 from workbench.demo import TEST_SEED, demo_probe_dir
+from workbench.device import prepare_model, resolve_device
 from workbench.evaluate import EvaluationError, evaluate_model
 from workbench.models import CheckpointError, load_model
 from workbench.video import VideoError, video_info
@@ -52,7 +53,7 @@ def model_error_message(path: str, err: BaseException) -> str:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _load_model(path: str, stamp: str) -> torch.nn.Module:
     """A checkpoint loaded once per (path, mtime+size); weights_only, never unpickles code."""
-    return load_model(path)
+    return prepare_model(load_model(path), resolve_device("auto"))  # on the GPU when there is one
 
 
 def load_source(source: ModelSource) -> torch.nn.Module:

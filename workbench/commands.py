@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .cli import UserError, print_json
+from .device import add_device_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints that need weights_only=False (runs code from the file)")
+    add_device_args(p)
     p.set_defaults(handler=predict)
 
     p = sub.add_parser("train", help="train a model on a video dataset")
@@ -59,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_device_args(p)
     p.set_defaults(handler=evaluate)
 
     p = sub.add_parser("demo", help="list, re-measure or retrain the shipped demo models")
@@ -103,13 +106,17 @@ def predict(args: argparse.Namespace) -> int:
     """Top-K classes of one video."""
     import torch
 
+    from .device import autocast, prepare_model, resolve_amp, resolve_device
     from .models import load_model
     from .video import load_clip
 
+    device = resolve_device(args.device)
+    amp = resolve_amp(args.amp, device)
     model = load_model(args.checkpoint, unsafe_pickle=args.unsafe_pickle)
+    model = prepare_model(model, device)
     clip = load_clip(args.video, model.spec)
-    with torch.inference_mode():
-        probs = model(clip).softmax(dim=1)[0]
+    with torch.inference_mode(), autocast(device, amp):
+        probs = model(clip.to(device)).float().softmax(dim=1)[0].cpu()
     top = probs.topk(min(args.top, probs.numel()))
     for p, i in zip(top.values.tolist(), top.indices.tolist()):
         print(f"{p:7.2%}  {model.spec.class_names[i]}")
@@ -133,9 +140,12 @@ def train(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     """Accuracy overall, per class kind, per class, and reverse -> mirror."""
+    from .device import resolve_amp, resolve_device
     from .evaluate import evaluate_checkpoint, format_report
 
-    report = evaluate_checkpoint(args.checkpoint, args.data)
+    device = resolve_device(args.device)
+    amp = resolve_amp(args.amp, device)
+    report = evaluate_checkpoint(args.checkpoint, args.data, device=device, amp=amp)
     if args.format == "json":
         print_json(report)
     else:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import UserError
+from .device import add_device_args
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "temporal_ablation")
 
@@ -45,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sanity", action="store_true",
                    help="one video: also run the randomisation check (last two layers randomised)")
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
+    p.add_argument("--chunk-clips", type=int, default=8,
+                   help="--data: clips per part file (the unit of resumption and of sharing between ranks)")
+    add_device_args(p)
     p.set_defaults(handler=attribute_command)
 
 
@@ -209,6 +213,8 @@ def attribute_command(args: argparse.Namespace) -> int:
 
     from analysis.attribution_metrics import score_dataset, summarize_scores
 
+    from . import distributed
+    from .device import peak_memory, prepare_model, resolve_device
     from .models import load_model
 
     methods = _methods(args.methods)
@@ -218,12 +224,20 @@ def attribute_command(args: argparse.Namespace) -> int:
         raise UserError(f"--data {str(args.data)!r} is not a folder")
     if args.video is not None and not args.video.exists():
         raise UserError(f"no such video: {str(args.video)!r}")
+    if args.amp != "off":
+        raise UserError("--amp is for inference-only commands: attribution needs full-precision gradients")
+    device = resolve_device(args.device)
+    if distributed.env_context().distributed and args.data is None:
+        raise UserError("several processes (torchrun) share a --data run; attribute one VIDEO in one process")
+    if args.chunk_clips < 1:
+        raise UserError("--chunk-clips must be >= 1")
     names = _model_names(args.model)
     models = {name: load_model(path) for name, path in zip(names, args.model)}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     run = _provenance(args, names, methods)
     if args.video is not None:
+        models = {name: prepare_model(model, device) for name, model in models.items()}
         results = _attribute_video(args, models, methods, out)
         summary = results.drop(columns=["profile"])
     else:
@@ -231,8 +245,27 @@ def attribute_command(args: argparse.Namespace) -> int:
         if target not in ("true", "predicted", "mirror") and not target.isdigit():
             raise UserError("with --data, --target is true, predicted, mirror or a class index")
         chosen: str | int = int(target) if target.isdigit() else target
-        results = score_dataset(models, args.data, methods, target=chosen, max_clips=args.max_clips,
-                                progress=True, curve_steps=args.curve_steps, steps=args.steps)
+        # torchrun (one node or several) describes the process group in the environment
+        context = distributed.init_from_env(device)
+        models = {name: prepare_model(model, device) for name, model in models.items()}
+        # what decides the rows (GPU and CPU round differently): a resumed run must match it
+        key = {k: run[k] for k in ("checkpoints", "methods", "target", "options", "dataset", "seeds")}
+        key["device"] = device.type
+        key["options"] = {k: v for k, v in run["options"].items() if k != "bootstrap"}  # summary only
+        try:
+            results = score_dataset(models, args.data, methods, target=chosen, max_clips=args.max_clips,
+                                    progress=True, curve_steps=args.curve_steps, steps=args.steps,
+                                    out=out, chunk_clips=args.chunk_clips, seed=args.seed, key=key)
+            memory = distributed.gather({"rank": context.rank, **peak_memory(device)})
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        finally:
+            distributed.shutdown()
+        run["execution"] = {"device": str(device), "world_size": context.world_size,
+                            "chunk_clips": args.chunk_clips}
+        run["peak_memory"] = {"max_rss_mib": max(m["max_rss_mib"] for m in memory), "ranks": memory}
+        if not context.is_main:  # rank 0 writes and prints the merged table once
+            return 0
         if results.empty:
             raise UserError("no clip could be scored (no target class for any clip?)")
         summary = summarize_scores(results, reps=args.bootstrap, seed=args.seed)

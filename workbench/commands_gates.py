@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli import UserError
+from .device import add_device_args
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="labelled dataset: also measure accuracy under each intervention")
     p.add_argument("--max-clips", type=int, default=None, help="clips of --data to use (default: all)")
     p.add_argument("--png", action="store_true", help="also write PNG figures (kaleido + chromium)")
+    add_device_args(p, amp=False)  # gate statistics are kept in full precision
     p.set_defaults(handler=gates)
 
 
@@ -130,10 +132,13 @@ def gates(args: argparse.Namespace) -> int:
     from analysis.gates import gate_report, gated_ops, intervention_accuracy
     from analysis.gates_figures import intervention_figure, report_figures
 
+    from .device import prepare_model, resolve_device
     from .models import load_model
     from .models.checkpoint import file_sha256
 
+    device = resolve_device(args.device)
     model = load_model(args.checkpoint)
+    model = prepare_model(model, device)
     try:
         layers = [name for name, _ in gated_ops(model)]
     except ValueError as err:

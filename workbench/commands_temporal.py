@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .cli import UserError
+from .device import add_device_args
 
 PERTURBATION_HELP = "original shuffle reverse freeze local_swap block_shuffle sweep (default: all)"
 
@@ -39,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-videos", type=int, default=32, help="videos per part file (unit of resumption)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for intervals")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes decoding videos ahead of the model (0: decode in-process)")
+    add_device_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -60,10 +64,16 @@ def temporal_test(args: argparse.Namespace) -> int:
     from analysis.perturb import PERTURBATIONS
     from analysis.temporal import ExperimentConfig, ExperimentError, run_experiment
 
+    from . import distributed
+    from .device import resolve_amp, resolve_device
     from .models import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.workers < 0:
+        raise UserError("--workers must be >= 0")
+    device = resolve_device(args.device)
+    amp = resolve_amp(args.amp, device)
     if not args.data.exists():
         raise UserError(f"no such dataset: {args.data}")
     options = {"permutations": args.permutations, "seed": args.seed, "block": args.block,
@@ -83,13 +93,20 @@ def temporal_test(args: argparse.Namespace) -> int:
     checkpoints = dict(zip(labels, args.model))
     argv = sys.argv[1:] if sys.argv[1:2] == ["temporal-test"] else ["temporal-test", *sys.argv[1:]]
     command = shlex.join(["python", "-m", "workbench", *argv])  # provenance, however it was started
+    # torchrun (one node or several) describes the process group in the environment
+    context = distributed.init_from_env(device)
     try:
         result = run_experiment(
             models, args.data, config, args.out, checkpoints=checkpoints, show_progress=not args.quiet,
             command=command, warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+            device=device, amp=amp, workers=args.workers,
         )
     except (ExperimentError, ValueError) as err:
         raise UserError(str(err)) from None
+    finally:
+        distributed.shutdown()
+    if not context.is_main:  # rank 0 prints the merged result once
+        return 0
     columns = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
                "flip_rate", "mean_kl", "temporal_change", "static_change", "mirror_rate"]
     summary = result.summary[columns].copy()

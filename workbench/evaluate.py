@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .datasets import open_dataset
+from .device import autocast, model_device, prepare_model
 from .models import file_sha256, load_model
 from .video import load_clip
 
@@ -19,8 +20,10 @@ class EvaluationError(ValueError):
 
 
 @torch.inference_mode()
-def evaluate_model(model: torch.nn.Module, data: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Run every video of `data` (and its time reversal) through `model`; return metrics."""
+def evaluate_model(
+    model: torch.nn.Module, data: str | Path, progress: bool = True, amp: torch.dtype | None = None
+) -> dict[str, Any]:
+    """Run every video of `data` (and its time reversal) through `model` (on its device); return metrics."""
     spec = model.spec
     dataset = open_dataset(data)
     names = spec.class_names
@@ -28,6 +31,7 @@ def evaluate_model(model: torch.nn.Module, data: str | Path, progress: bool = Tr
     if unknown:
         raise EvaluationError(f"{data}: classes {unknown} are not classes of the model")
     n_classes = len(names)
+    device = model_device(model)
     labels, preds, rev_preds = [], [], []
     batch: list[torch.Tensor] = []
     batch_labels: list[int] = []
@@ -35,8 +39,9 @@ def evaluate_model(model: torch.nn.Module, data: str | Path, progress: bool = Tr
     def flush() -> None:
         if not batch:
             return
-        x = torch.cat(batch)
-        both = model(torch.cat((x, x.flip(1)))).argmax(1)
+        x = torch.cat(batch).to(device)
+        with autocast(device, amp):
+            both = model(torch.cat((x, x.flip(1)))).argmax(1).cpu()
         preds.extend(both[: len(batch)].tolist())
         rev_preds.extend(both[len(batch) :].tolist())
         labels.extend(batch_labels)
@@ -89,10 +94,15 @@ def metrics_from_predictions(
     return report
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Load `checkpoint` and evaluate it on `data`."""
+def evaluate_checkpoint(
+    checkpoint: str | Path, data: str | Path, progress: bool = True,
+    device: torch.device | None = None, amp: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """Load `checkpoint` and evaluate it on `data` (on `device`, default the CPU)."""
     model = load_model(checkpoint)
-    report = evaluate_model(model, data, progress)
+    if device is not None:
+        model = prepare_model(model, device)
+    report = evaluate_model(model, data, progress, amp)
     report.update(checkpoint=str(checkpoint), sha256=file_sha256(checkpoint), data=str(data))
     return report
 
