@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .cli import UserError, print_json
 from .device import add_device_args
+from .model_options import add_model_option_args, model_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints that need weights_only=False (runs code from the file)")
+    add_model_option_args(p)
     add_device_args(p)
     p.set_defaults(handler=predict)
 
@@ -112,7 +114,7 @@ def predict(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
-    model = load_model(args.checkpoint, unsafe_pickle=args.unsafe_pickle)
+    model = load_model(args.checkpoint, unsafe_pickle=args.unsafe_pickle, **model_overrides(args))
     model = prepare_model(model, device)
     clip = load_clip(args.video, model.spec)
     with torch.inference_mode(), autocast(device, amp):

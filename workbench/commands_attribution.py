@@ -17,6 +17,7 @@ from typing import Any
 
 from .cli import UserError
 from .device import add_device_args
+from .model_options import add_model_option_args, model_overrides
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "temporal_ablation")
 
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
     p.add_argument("--chunk-clips", type=int, default=8,
                    help="--data: clips per part file (the unit of resumption and of sharing between ranks)")
+    add_model_option_args(p)
     add_device_args(p)
     p.set_defaults(handler=attribute_command)
 
@@ -232,7 +234,7 @@ def attribute_command(args: argparse.Namespace) -> int:
     if args.chunk_clips < 1:
         raise UserError("--chunk-clips must be >= 1")
     names = _model_names(args.model)
-    models = {name: load_model(path) for name, path in zip(names, args.model)}
+    models = {name: load_model(path, **model_overrides(args)) for name, path in zip(names, args.model)}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     run = _provenance(args, names, methods)

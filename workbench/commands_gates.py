@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .cli import UserError
 from .device import add_device_args
+from .model_options import add_model_option_args, model_overrides
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="labelled dataset: also measure accuracy under each intervention")
     p.add_argument("--max-clips", type=int, default=None, help="clips of --data to use (default: all)")
     p.add_argument("--png", action="store_true", help="also write PNG figures (kaleido + chromium)")
+    add_model_option_args(p)
     add_device_args(p, amp=False)  # gate statistics are kept in full precision
     p.set_defaults(handler=gates)
 
@@ -137,7 +139,7 @@ def gates(args: argparse.Namespace) -> int:
     from .models.checkpoint import file_sha256
 
     device = resolve_device(args.device)
-    model = load_model(args.checkpoint)
+    model = load_model(args.checkpoint, **model_overrides(args))
     model = prepare_model(model, device)
     try:
         layers = [name for name, _ in gated_ops(model)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .cli import UserError
 from .device import add_device_args
+from .model_options import add_model_option_args, model_overrides
 
 PERTURBATION_HELP = "original shuffle reverse freeze local_swap block_shuffle sweep (default: all)"
 
@@ -44,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="DataLoader processes decoding videos ahead of the model (0: decode in-process)")
     add_device_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_option_args(p)
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -89,7 +91,7 @@ def temporal_test(args: argparse.Namespace) -> int:
     if any(p not in PERTURBATIONS for p in config.perturbations):  # pragma: no cover - checked above
         raise UserError("unknown perturbation")
     labels = _labels(args.model)
-    models = {label: load_model(path) for label, path in zip(labels, args.model)}
+    models = {label: load_model(path, **model_overrides(args)) for label, path in zip(labels, args.model)}
     checkpoints = dict(zip(labels, args.model))
     argv = sys.argv[1:] if sys.argv[1:2] == ["temporal-test"] else ["temporal-test", *sys.argv[1:]]
     command = shlex.join(["python", "-m", "workbench", *argv])  # provenance, however it was started
