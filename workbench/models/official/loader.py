@@ -174,7 +174,8 @@ def load_official(data: dict, name: str, **overrides: Any) -> nn.Module | None:
     if "frames" not in settings:
         raise CheckpointError(
             f"cannot load {name!r}: the file ({layout.describe()}) does not record its number of "
-            "frames; give frames=N (CLI: --model-option frames=N)"
+            "frames; give frames=N (CLI: --model-option frames=N), or keep the release's file name, "
+            "which says it (..._segmentN_...)"
         )
     frames = int(settings["frames"])
     shift_div = int(settings.get("shift_div", 8))
