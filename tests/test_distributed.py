@@ -43,10 +43,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# torchrun starts each rank in a session of its own, hence (with the kernel's sched_autogroup) in a
+# scheduling group of its own that `nice` on pytest no longer reaches. Each rank lowers its group's
+# priority before it execs Python, so jobs sharing the machine keep theirs.
+NICE_RANK = 'echo 19 > /proc/self/autogroup 2>/dev/null; exec "$0" "$@"'
+
+
 def torchrun(processes: int) -> list[str]:
-    """torchrun through this interpreter (so the venv is used), on a free rendezvous port."""
+    """torchrun through this interpreter (so the venv is used), on a free rendezvous port; a rank's
+    command line is `sh -c NICE_RANK python ARGS...`, the same process as `python ARGS...` after exec."""
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-            "--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--no-python",
+            "sh", "-c", NICE_RANK, sys.executable]
 
 
 def temporal_args(data: Path, out: Path) -> list[str]:
