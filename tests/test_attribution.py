@@ -306,3 +306,27 @@ def test_cli_scores_a_dataset_and_reports_user_errors(cli, trained, tmp_path: Pa
     video = str(demo_probe_dir() / "move_up/move_up_00000.mp4")
     assert cli(["attribute", "--model", checkpoint, video, "--methods", "lime", "--out", str(tmp_path)]) == 2
     assert "unknown method 'lime'" in capsys.readouterr().err
+
+
+def test_shipped_localisation_table_beats_area_share_and_is_reproducible(tmp_path: Path) -> None:
+    """The demo zoo's localisation table (every scheme x method) is complete, at least one method beats
+    the mask's area share (95% lower bound) for every scheme, and one row recomputes to the same value."""
+    from workbench.cli import main
+    from workbench.demo import demo_localisation
+
+    shipped = demo_localisation()
+    assert shipped is not None, "workbench/assets/attribution_localisation is missing"
+    table, run = shipped
+    assert set(table["model"]) == set(demo_checkpoints()) and len(table) == 8 * len(METHODS)
+    for model, rows in table.groupby("model"):
+        assert (rows["energy_in_mask_low"] > rows["area_share"]).any(), model
+        gradients = rows.set_index("method").loc["integrated_gradients"]
+        assert gradients["energy_in_mask"] > 5 * gradients["area_share"], model
+    out = tmp_path / "gsm"
+    clips = str(int(table["clips"].max()))
+    assert main(["attribute", "--model", str(demo_checkpoints()["gsm"]), "--data", str(demo_probe_dir()),
+                 "--max-clips", clips, "--methods", "saliency", "--out", str(out)]) == 0
+    again = pd.read_csv(out / "summary.csv").set_index("method").loc["saliency"]
+    before = table[(table["model"] == "gsm") & (table["method"] == "saliency")].iloc[0]
+    for column in ("energy_in_mask", "area_share", "pointing_hit"):
+        assert again[column] == pytest.approx(before[column], rel=1e-5, abs=1e-7), column
