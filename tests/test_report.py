@@ -190,10 +190,12 @@ def test_two_reports_of_the_same_runs_differ_only_in_their_date(runs, tmp_path):
 def test_report_cli_writes_html_and_zip_and_rejects_bad_input(runs, tmp_path):
     out = tmp_path / "r.html"
     command = [sys.executable, "-m", "workbench", "report", str(runs["gates"]), "--out", str(out), "--zip",
-               "--formats", "png"]
+               "--formats", "png", "--pdf"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert out.is_file() and out.with_suffix(".zip").is_file()
+    pdf = out.with_suffix(".pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 50_000  # printed after every figure was drawn
     with zipfile.ZipFile(out.with_suffix(".zip")) as archive:
         assert any(n.startswith("figures/gates-1/") and n.endswith(".png") for n in archive.namelist())
     for bad, message in ((tmp_path / "missing", "not a directory"), (tmp_path, "no run.json")):
