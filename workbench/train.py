@@ -81,7 +81,8 @@ class MemoryClips:
         for i in which:
             video = self.videos[i]
             idx = sample_indices(len(video), spec.frames, "segment", train=train, rng=rng)
-            if train and order_free_p and int(self.labels[i]) in self.order_free and rng.random() < order_free_p:
+            order_free = train and order_free_p and int(self.labels[i]) in self.order_free
+            if order_free and rng.random() < order_free_p:  # the draw only for such clips: seeds stay valid
                 idx = np.asarray(idx)[rng.permutation(len(idx))]
             frames = video[torch.as_tensor(idx)]
             if train and max_shift:
