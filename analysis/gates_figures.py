@@ -50,8 +50,10 @@ def gate_time_figure(stats: pd.DataFrame) -> go.Figure:
 
 def gate_layer_figure(stats: pd.DataFrame) -> go.Figure:
     """Per layer and group: mean and |mean| gate, and the share of positive vs negative gates."""
-    fig = make_subplots(1, 2, subplot_titles=("mean gate (bar) and mean |gate| (marker)",
-                                              "share of positive (up) / negative (down) gates"))
+    # two short lines per subplot title: one line each ran into the other at common widths
+    fig = make_subplots(1, 2, horizontal_spacing=0.12,
+                        subplot_titles=("mean gate (bars)<br>mean |gate| (diamonds)",
+                                        "share of positive gates (up)<br>and of negative gates (down)"))
     layers = _layer_order(stats)
     for group in sorted(stats["group"].unique()):
         per = stats[stats["group"] == group].groupby("layer")[
@@ -71,7 +73,8 @@ def gate_layer_figure(stats: pd.DataFrame) -> go.Figure:
                              name=f"{name} negative"), 1, 2)
     fig.update_yaxes(range=[-1, 1], row=1, col=1)
     fig.update_yaxes(range=[-1, 1], title_text="share (negative below 0)", row=1, col=2)
-    fig.update_layout(title="Gate statistics per layer", barmode="relative", height=380)
+    fig.update_layout(title="Gate statistics per layer", barmode="relative", height=420,
+                      margin={"t": 110})
     return fig
 
 
