@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -16,6 +17,9 @@ from workbench.app_state import (
     unique_label,
     video_path,
 )
+from workbench.cli import UserError
+from workbench.model_options import parse_model_options
+from workbench.models import load_model, save_model
 from workbench.video import VIDEO_EXTENSIONS
 
 from .shared import (
@@ -34,15 +38,34 @@ ADDED = "added_models"  # label -> ModelSource for uploaded / typed checkpoints
 MODEL_ERROR = "model_error"  # last add-a-checkpoint problem, shown until the next attempt
 CHECKPOINT_UPLOAD = "checkpoint_upload"
 CHECKPOINT_PATH = "checkpoint_path"
+CHECKPOINT_OPTIONS = "checkpoint_options"  # KEY=VALUE words for release files (frames=16 classes=...)
 CHECKPOINT_TYPES = ["pt", "pth", "ckpt", "bin", "tar"]
 PROBE, UPLOAD, PATH = "Probe clip", "Upload", "Path"  # where the clip comes from (radio options)
+
+
+def _with_options(source: ModelSource) -> ModelSource:
+    """With options typed (release files: frames, classes, ...), the checkpoint loaded with them and
+    kept as a workbench checkpoint that records them, so every page loads it by path alone."""
+    text = st.session_state.get(CHECKPOINT_OPTIONS, "").strip()
+    if not text:
+        return source
+    overrides = parse_model_options(text.split())
+    model = load_model(source.path, **overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        resaved = save_model(model, Path(folder) / "model.pt")
+        stored = store_upload(f"{Path(source.path).stem}.pt", resaved.read_bytes())
+    return ModelSource(source.label, str(stored), source.origin)
 
 
 def _add_model(source: ModelSource, shown_name: str | None = None) -> None:
     """Load a new checkpoint once to check it; select it on success, remember the error if not."""
     added: dict[str, ModelSource] = st.session_state.setdefault(ADDED, {})
     try:
+        source = _with_options(source)
         model = load_source(source)
+    except UserError as err:  # a malformed option
+        st.session_state[MODEL_ERROR] = error_message(err)
+        return
     except MODEL_ERRORS as err:
         message = model_error_message(source.path, err)
         # an upload is named as the user knows it, not by its temp file
@@ -106,6 +129,11 @@ def _models() -> list[ModelSource]:
                          help="Read with torch.load(weights_only=True): nothing in the file is executed.")
         st.text_input("or a checkpoint path on this machine", key=CHECKPOINT_PATH, on_change=_on_path,
                       placeholder="/path/to/model.pt")
+        st.text_input("Options for released checkpoints (before adding)", key=CHECKPOINT_OPTIONS,
+                      placeholder="frames=16 classes=/path/labels.txt",
+                      help="What the authors' GSM / GSF / TSM / TSN files do not record: frames, classes "
+                           "(a labels file, one name per line), backbone, shift_div, input_size, resize. "
+                           "Space-separated KEY=VALUE, as the CLI's --model-option.")
     if st.session_state.get(MODEL_ERROR):
         st.error(st.session_state[MODEL_ERROR], icon=":material/error:")
     return [options[label] for label in labels]

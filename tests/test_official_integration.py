@@ -202,3 +202,31 @@ def test_app_sidebar_adds_a_release_path(tmp_path: Path) -> None:
     at.run(timeout=300)
     assert not at.exception
     assert any("does not record its number of frames" in t for t in error_texts(at)), error_texts(at)
+
+
+@pytest.mark.slow
+def test_app_sidebar_takes_options_for_a_release_without_frames(tmp_path: Path) -> None:
+    """A release whose name says nothing is added with typed options (frames, classes) and works on a
+    page; a malformed option is a one-line error in the sidebar."""
+    from tests.test_app import error_texts, fresh_app
+
+    name = "tsm_mobilenetv2_kinetics_8f"
+    release = write_release(name, tmp_path / "tsm_mobilenet_release.pth")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"kinetics class {i}\n" for i in range(400)))
+    at = fresh_app()
+    at.sidebar.text_input(key="checkpoint_options").input("frames=bad")
+    at.sidebar.text_input(key="checkpoint_path").input(str(release))
+    at.run(timeout=300)
+    assert not at.exception
+    assert any("frames='bad'" in t and "whole number" in t for t in error_texts(at)), error_texts(at)
+    at.sidebar.text_input(key="checkpoint_options").input(f"frames=4 classes={labels}")
+    at.sidebar.text_input(key="checkpoint_path").input(str(release) + " ")  # a change, same file
+    at.run(timeout=300)
+    assert not at.exception and not error_texts(at), error_texts(at)
+    (models,) = [m for m in at.sidebar.multiselect if m.label == "Models to compare"]
+    assert models.value[-1] == "tsm_mobilenet_release (tsm)"
+    added = at.session_state["added_models"]["tsm_mobilenet_release (tsm)"]
+    model = load_model(added.path)  # a workbench checkpoint now: it records what was typed
+    assert model.spec.frames == 4 and model.spec.class_names[1] == "kinetics class 1"
+    assert model.spec.layout.startswith("tsm")
