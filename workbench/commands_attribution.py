@@ -192,6 +192,7 @@ def _attribute_video(args: argparse.Namespace, models: dict[str, Any], methods: 
                           ("profile", profile_figure(profiles, spreads)), ("curves", curves_figure(curves))):
             # plotly.js once per folder, not inlined in every file (~4.8 MB each)
             fig.write_html(figures / f"{method}_{kind}.html", include_plotlyjs="directory")
+            (figures / f"{method}_{kind}.json").write_text(fig.to_json())  # for `report`
     pd.DataFrame(agreements, columns=["between", "within", "a", "b", "rank_correlation"]).to_csv(
         out / "agreement.csv", index=False)
     return pd.DataFrame(rows)

@@ -102,8 +102,11 @@ def write_figures(figures: dict, out: Path, png: bool) -> list[str]:
         import kaleido
 
         kaleido.start_sync_server()  # once: ~0.3 s per image instead of ~3 s (FIELD_NOTES)
+    (out / "figures").mkdir(exist_ok=True)
     for name, figure in figures.items():
         figure.write_html(out / f"{name}.html", include_plotlyjs="plotly.min.js", auto_play=False)
+        # the figure itself, for `report`: some are drawn from arrays that no table keeps
+        (out / "figures" / f"{name}.json").write_text(figure.to_json())
         if png:
             with warnings.catch_warnings():  # kaleido warns that its server ignores per-call options
                 warnings.simplefilter("ignore")
