@@ -310,9 +310,17 @@ def static_figures(
 
 def html_to_pdf(html_path: str | Path, pdf_path: str | Path, chromium: str = "/usr/bin/chromium") -> Path:
     """Print the rendered HTML report (figures drawn) to one PDF with headless chromium."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Playwright's sync API refuses to run where an asyncio loop runs (Jupyter, other Playwright
+    # users in the process); a worker thread has none
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_print_pdf, Path(html_path).resolve(), Path(pdf_path), chromium).result()
+
+
+def _print_pdf(html_path: Path, pdf_path: Path, chromium: str) -> Path:
     from playwright.sync_api import sync_playwright
 
-    html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path)
     with sync_playwright() as play:
         browser = play.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:

@@ -51,7 +51,17 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _open_in_chromium(html_path: Path, screenshot: Path | None = None) -> dict:
-    """Load a file offline (every non-file request aborted); what rendered, what failed, what ran."""
+    """Load a file offline (every non-file request aborted); what rendered, what failed, what ran.
+
+    In a worker thread: the browser tests' session-wide Playwright keeps an asyncio loop in this one.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_load_offline, html_path, screenshot).result()
+
+
+def _load_offline(html_path: Path, screenshot: Path | None) -> dict:
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
