@@ -286,7 +286,11 @@ def model_table(sections: Sequence[Section]) -> pd.DataFrame:
             if sha and file_sha256(path) != sha:
                 row["accuracy_source"] = "checkpoint file changed since the run"
                 continue
-            model = load_model(path)
+            try:
+                model = load_model(path)
+            except Exception as err:  # e.g. a release file that needs options the run had: report anyway
+                row["accuracy_source"] = f"not loaded here: {str(err).splitlines()[0] if str(err) else err!r}"
+                continue
             spec = model.spec
             clip = torch.zeros(1, spec.frames, 3, spec.input_size, spec.input_size)
             row.update(scheme=spec.scheme, backbone=spec.backbone, frames=spec.frames,

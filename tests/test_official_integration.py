@@ -167,6 +167,11 @@ def test_cli_temporal_test_on_a_gsm_release(cli_release: tuple[Path, Path], tmp_
     assert len(results) == 4 and set(results["perturbation"]) == {"original", "reverse"}
     assert set(results["class_name"]) == {"move_left", "grow"}
     assert (out / "summary.csv").is_file() and (out / "run.json").is_file()
+    # its report builds; the model table says the release needs the run's options to load
+    report = run_cli("report", str(out), "--out", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "not loaded here" in html and "frames" in html and "Accuracy under each perturbation" in html
 
 
 @pytest.mark.slow
