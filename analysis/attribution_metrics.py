@@ -28,6 +28,7 @@ from .attribution import (
     temporal_profile,
     temporal_spread,
 )
+from .parts import PARTS_DIR, Parts, on_main
 
 
 def clip_mask(video_mask: np.ndarray, spec: ModelSpec) -> np.ndarray:
@@ -320,7 +321,6 @@ def pick_items(items: list, max_clips: int | None) -> list:
     return picked
 
 
-PARTS_DIR = "parts"
 PARTS_KEY = "key.json"
 
 
@@ -348,7 +348,7 @@ def _score_items(
     import zlib
 
     from workbench.probe import load_mask, mask_path
-    from workbench.video import load_clip, video_info
+    from workbench.video import load_clips, video_info
 
     rows = []
     for item in items:
@@ -357,9 +357,10 @@ def _score_items(
         video_mask = load_mask(root, relative) if has_mask else None
         if video_mask is not None and video_mask.shape[0] != video_info(item.path)["num_frames"]:
             video_mask = None  # a mask that does not match its video would score nonsense
-        for name, model in models.items():
+        clips = load_clips(item.path, [model.spec for model in models.values()])  # decoded once
+        for (name, model), clip in zip(models.items(), clips):
             spec: ModelSpec = model.spec
-            clip = load_clip(item.path, spec)
+            clip = clip.unsqueeze(0)
             names = spec.class_names
             label = names.index(item.label_name) if item.label_name in names else None
             predicted = predicted_class(model, clip)
@@ -418,39 +419,20 @@ def score_dataset(
     chunks = [items[i : i + chunk_clips] for i in range(0, len(items), chunk_clips)]
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
-        error = None
-        if context.is_main:
-            try:
-                _open_parts(out_dir, key)
-            except ValueError as err:
-                error = str(err)
-        error = distributed.broadcast(error)  # every rank stops, not only rank 0
-        if error is not None:
-            raise ValueError(error)
-
-    def part_path(number: int) -> Path:
-        assert out_dir is not None
-        return out_dir / PARTS_DIR / f"part-{number:06d}.parquet"
-
+        on_main(lambda: _open_parts(out_dir, key), ValueError)
+    parts = Parts(out_dir)
     mine = distributed.shard(len(chunks), context)
-    pending = [n for n in mine if out_dir is None or not part_path(n).is_file()]
-    in_memory: dict[int, pd.DataFrame] = {}
+    pending = parts.pending(mine)
     maps = len(models) * len(methods)
     with tqdm(total=sum(len(chunks[n]) for n in mine) * maps, desc="attribution", unit="map",
               initial=sum(len(chunks[n]) for n in mine if n not in pending) * maps,
               disable=not progress or not context.is_main) as bar:
         for number in pending:
-            rows = _score_items(models, root, chunks[number], methods, target, curve_steps, seed, bar, opts)
-            if out_dir is None:
-                in_memory[number] = rows
-            else:
-                tmp = part_path(number).with_suffix(".parquet.tmp")
-                rows.to_parquet(tmp, index=False)
-                tmp.replace(part_path(number))  # atomic: a kill leaves no half-written part
+            parts.save(number, _score_items(models, root, chunks[number], methods, target, curve_steps, seed,
+                                            bar, opts))
     distributed.barrier()  # every rank's parts are on disk
-    parts = [in_memory[n] if n in in_memory else pd.read_parquet(part_path(n)) for n in range(len(chunks))]
-    parts = [part for part in parts if not part.empty]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    finished = [part for part in parts.read(len(chunks)) if not part.empty]
+    return pd.concat(finished, ignore_index=True) if finished else pd.DataFrame()
 
 
 @dataclass

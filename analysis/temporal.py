@@ -18,7 +18,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import platform
 import shlex
 import sys
@@ -36,13 +35,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.parts import PARTS_DIR, Parts, on_main, write_atomic
 from analysis.perturb import PERTURBATIONS, FrameOrder, frame_orders
 from workbench import distributed
 from workbench.datasets import VideoDataset, open_dataset
 from workbench.device import autocast, model_device, peak_memory, prepare_model
 from workbench.models import file_sha256
 from workbench.models.spec import ModelSpec
-from workbench.video import VideoError, preprocess, read_frames, sample_indices, video_info
+from workbench.video import VideoError, load_clips, read_frames, sample_indices, video_info
 
 DEFAULT_PERTURBATIONS = PERTURBATIONS
 RESULTS_FILE = "results.parquet"
@@ -50,7 +50,6 @@ SUMMARY_FILE = "summary.csv"
 SENSITIVITY_FILE = "class_sensitivity.csv"
 COMPARISONS_FILE = "comparisons.csv"
 RUN_FILE = "run.json"
-PARTS_DIR = "parts"
 NO_LEVEL = -1.0  # `level` of rows outside the sweep (NaN would drop out of pandas group-bys)
 
 COMPARISON_COLUMNS = ["perturbation", "model_a", "model_b", "videos", "sensitivity_a", "sensitivity_b",
@@ -161,20 +160,6 @@ def _input_key(spec: ModelSpec) -> tuple:
             spec.value_scale)
 
 
-def decode_clips(path: str, specs: Sequence[ModelSpec]) -> list[torch.Tensor]:
-    """The sampled, preprocessed clip (T,3,S,S) for each spec, decoding the video's frames once."""
-    info = video_info(path)
-    height, width, count = info["height"], info["width"], info["num_frames"]
-    picks = [sample_indices(count, spec.frames, mode="segment", train=False) for spec in specs]
-    wanted = np.unique(np.concatenate(picks))
-    # As load_clip: decode with the short side ~2x the resize target (cheap, resized like full size).
-    long, short = max(height, width), min(height, width)
-    max_side = max(math.ceil(2 * spec.resize_to * long / short) for spec in specs)
-    frames = read_frames(path, wanted, max_side=max_side)
-    position = {int(index): row for row, index in enumerate(wanted)}
-    return [preprocess(frames[[position[int(i)] for i in pick]], spec) for pick, spec in zip(picks, specs)]
-
-
 def sampled_frames(path: str, spec: ModelSpec, max_side: int = 160) -> torch.Tensor:
     """The uint8 frames (T,H,W,3) a model with `spec` samples from a video (for display)."""
     info = video_info(path)
@@ -227,7 +212,7 @@ class _DecodeDataset(torch.utils.data.Dataset):
     def __getitem__(self, position: int) -> tuple[int, list[torch.Tensor] | None, str | None]:
         index, item = self.items[position]
         try:
-            return index, decode_clips(item.path, self.specs), None
+            return index, load_clips(item.path, self.specs), None
         except VideoError as err:  # reported by the main process, in video order
             return index, None, str(err)
 
@@ -394,15 +379,8 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file and rename: a kill leaves the old file or the new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    _write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
 def run_experiment(
@@ -476,19 +454,11 @@ def run_experiment(
                         "workers": workers}
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
-        error = None
-        if context.is_main:
-            try:
-                run = _open_run_dir(run_dir, run)
-            except ExperimentError as err:
-                error = str(err)
-        error = distributed.broadcast(error)  # every rank stops, not only rank 0
-        if error is not None:
-            raise ExperimentError(error)
+        run = on_main(lambda: _open_run_dir(run_dir, run), ExperimentError) or run
     numbered = list(enumerate(items))  # once: a 25k-video list is not rebuilt per chunk
     chunks = [numbered[i : i + config.chunk_videos] for i in range(0, len(items), config.chunk_videos)]
     mine = distributed.shard(len(chunks), context)
-    in_memory: dict[int, pd.DataFrame] = {}  # only without a run directory; else parts live on disk
+    parts = Parts(run_dir)
     notes: list[str] = []
 
     def note(message: str) -> None:
@@ -496,11 +466,7 @@ def run_experiment(
         if warn is not None:
             warn(message)
 
-    def part_path(number: int) -> Path:
-        assert run_dir is not None
-        return run_dir / PARTS_DIR / f"part-{number:06d}.parquet"
-
-    pending = [n for n in mine if run_dir is None or not part_path(n).is_file()]
+    pending = parts.pending(mine)
     total_videos = sum(len(chunks[n]) for n in mine)
     done_videos = total_videos - sum(len(chunks[n]) for n in pending)
     desc = "temporal-test" if not context.distributed else f"temporal-test rank {context.rank}"
@@ -521,12 +487,8 @@ def run_experiment(
                         note(f"skipped {item.name}: {error}")
                     else:
                         decoded.append((index, item, clips))
-                rows = _score_chunk(decoded, groups, config, dataset.classes, device, amp)
-                if run_dir is not None:
-                    _write_atomic(part_path(number), lambda tmp, rows=rows: rows.to_parquet(tmp, index=False))
-                else:
-                    in_memory[number] = rows
-                del rows, decoded
+                parts.save(number, _score_chunk(decoded, groups, config, dataset.classes, device, amp))
+                del decoded
                 done_videos += len(chunks[number])
                 bar.update(len(chunks[number]))
                 if progress is not None:
@@ -538,10 +500,9 @@ def run_experiment(
     all_notes = [message for rank_notes in distributed.gather(notes) for message in rank_notes]
     memory = distributed.gather({"rank": context.rank, **peak_memory(device)})
     if context.is_main:
-        parts = [in_memory[n] if n in in_memory else pd.read_parquet(part_path(n))
-                 for n in range(len(chunks))]
-        results = pd.concat(parts, ignore_index=True) if parts else _empty_rows()
-        del parts
+        finished = parts.read(len(chunks))
+        results = pd.concat(finished, ignore_index=True) if finished else _empty_rows()
+        del finished
         results = results.astype(_empty_rows().dtypes.to_dict())
         analysed = analyse(results, bootstrap=config.bootstrap, seed=config.seed)
         scored = set(results["video_index"].unique().tolist())
@@ -585,10 +546,10 @@ def write_run(result: ExperimentResult, run_dir: str | Path) -> None:
     """Write results.parquet, summary.csv, class_sensitivity.csv, comparisons.csv and run.json."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / RESULTS_FILE, lambda tmp: result.results.to_parquet(tmp, index=False))
-    _write_atomic(run_dir / SUMMARY_FILE, lambda tmp: result.summary.to_csv(tmp, index=False))
-    _write_atomic(run_dir / SENSITIVITY_FILE, lambda tmp: result.class_sensitivity.to_csv(tmp, index=False))
-    _write_atomic(run_dir / COMPARISONS_FILE, lambda tmp: result.comparisons.to_csv(tmp, index=False))
+    write_atomic(run_dir / RESULTS_FILE, lambda tmp: result.results.to_parquet(tmp, index=False))
+    write_atomic(run_dir / SUMMARY_FILE, lambda tmp: result.summary.to_csv(tmp, index=False))
+    write_atomic(run_dir / SENSITIVITY_FILE, lambda tmp: result.class_sensitivity.to_csv(tmp, index=False))
+    write_atomic(run_dir / COMPARISONS_FILE, lambda tmp: result.comparisons.to_csv(tmp, index=False))
     _write_json(run_dir / RUN_FILE, result.run)
     result.run_dir = run_dir
 
@@ -831,15 +792,16 @@ def clip_orders(
     path = str(video)
     name = Path(path).name
     rows = []
+    with _one_thread():
+        clips = load_clips(path, [model.spec for model in models.values()])  # the video decoded once
     with torch.inference_mode():
-        for label, model in models.items():
+        for (label, model), clip in zip(models.items(), clips):
             spec = model.spec
             model.eval()
-            with _one_thread():
-                (clip,) = decode_clips(path, [spec])
             orders = video_orders(name, spec.frames, config)
-            index = torch.tensor([o.order for o in orders], dtype=torch.int64)
-            clip, index = clip.to(model_device(model)), index.to(model_device(model))
+            device = model_device(model)
+            index = torch.tensor([o.order for o in orders], dtype=torch.int64, device=device)
+            clip = clip.to(device)
             logp = torch.cat([torch.log_softmax(model(clip[index[i : i + config.batch_size]]).float(), 1)
                               for i in range(0, len(orders), config.batch_size)]).cpu()
             probs = logp.exp()

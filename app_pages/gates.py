@@ -13,23 +13,15 @@ from app_pages import shared
 from workbench.app_state import ModelSource, demo_model_sources, file_stamp
 from workbench.demo import demo_probe_dir
 
-GATED = ("gsm", "gsf")
 PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
 ACCURACY = "gates_accuracy"  # session_state: (request key, DataFrame) of the last dataset intervention run
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _report(path: str, stamp: str, video: str, video_stamp: str) -> gates.GateReport:
-    """Every gate analysis of one model on one video (cached per file versions)."""
-    model = shared.load_source(ModelSource(path, path, "path"))
-    return gates.gate_report(model, video, gates.probe_mask(video))
-
-
 def _gated_sources() -> list[ModelSource]:
     """GSM/GSF models: those chosen in the sidebar first, then the demo ones not chosen."""
-    chosen = [s for s in shared.chosen_models() if s.scheme in GATED]
+    chosen = [s for s in shared.chosen_models() if s.scheme in shared.GATED]
     paths = {s.path for s in chosen}
-    return chosen + [s for s in demo_model_sources() if s.scheme in GATED and s.path not in paths]
+    return chosen + [s for s in demo_model_sources() if s.scheme in shared.GATED and s.path not in paths]
 
 
 st.title("Gates & Shifts")
@@ -54,7 +46,7 @@ if clip is None:
 try:
     model = shared.load_source(source)
     with st.spinner(f"capturing gates of {source.label} on {clip.label}"):
-        report = _report(source.path, file_stamp(source.path), clip.path, file_stamp(clip.path))
+        report = shared.gates_on_clip(source, clip)
 except (*shared.MODEL_ERRORS, *shared.VIDEO_ERRORS) as err:
     st.error(shared.error_message(err), icon=":material/error:")
     st.stop()

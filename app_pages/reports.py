@@ -13,15 +13,13 @@ from pathlib import Path
 import streamlit as st
 import streamlit.components.v1 as components
 
-from analysis import gates, report, report_sections
+from analysis import report, report_sections
 from app_pages import shared
-from workbench.app_state import ModelSource, file_stamp
 from workbench.models import file_sha256
 
 TEMPORAL_RESULT = "temporal_result"  # written by the Temporal reasoning page: (request key, ExperimentResult)
 BUILT = "reports_built"  # session_state: (request key, Report, html)
 BUNDLE = "reports_bundle"  # session_state: (request key, zip bytes)
-GATED = ("gsm", "gsf")
 
 
 def run_directories(folder: Path, depth: int = 3) -> list[Path]:
@@ -32,12 +30,6 @@ def run_directories(folder: Path, depth: int = 3) -> list[Path]:
     for level in range(1, depth + 1):
         found += sorted(p.parent for p in folder.glob("/".join(["*"] * level) + "/run.json"))
     return found
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _gate_report(path: str, stamp: str, video: str, video_stamp: str) -> gates.GateReport:
-    model = shared.load_source(ModelSource(path, path, "path"))
-    return gates.gate_report(model, video, gates.probe_mask(video))
 
 
 st.title("Reports")
@@ -60,14 +52,13 @@ else:
     st.caption("No temporal test run in this session yet (page *Temporal reasoning*).")
 
 clip = shared.chosen_clip()
-gated = [s for s in shared.chosen_models() if s.scheme in GATED]
+gated = [s for s in shared.chosen_models() if s.scheme in shared.GATED]
 if gated and clip is not None:
     source = gated[0]
     if st.checkbox(f"Gates & shifts of {source.label} on {clip.label}", value=False, key="reports_gates"):
         try:
             with st.spinner(f"capturing gates of {source.label}"):
-                gate_report = _gate_report(source.path, file_stamp(source.path), clip.path,
-                                           file_stamp(clip.path))
+                gate_report = shared.gates_on_clip(source, clip)
         except (*shared.MODEL_ERRORS, *shared.VIDEO_ERRORS) as err:
             st.error(shared.error_message(err), icon=":material/error:")
         else:

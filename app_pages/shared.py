@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from analysis.gates import GateReport, gate_report, probe_mask
 from analysis.zoo import (
     ModelSummary,
     Prediction,
@@ -34,6 +35,7 @@ VIDEO_ERRORS = (VideoError, OSError, ValueError)
 
 CHOSEN_MODELS = "chosen_models"  # session_state key: list[ModelSource] picked in the sidebar
 CHOSEN_CLIP = "chosen_clip"  # session_state key: ClipSource | None picked in the sidebar
+GATED = ("gsm", "gsf")  # the schemes with gates
 
 
 def error_message(err: BaseException) -> str:
@@ -79,6 +81,16 @@ def complexity_table(config: tuple[str, int, int, int], schemes: tuple[str, ...]
 @st.cache_data(show_spinner=False, max_entries=256)
 def _prediction(path: str, stamp: str, video: str, video_stamp: str) -> Prediction:
     return predict_video(_load_model(path, stamp), video)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _gate_report(path: str, stamp: str, video: str, video_stamp: str) -> GateReport:
+    return gate_report(_load_model(path, stamp), video, probe_mask(video))
+
+
+def gates_on_clip(source: ModelSource, clip: ClipSource) -> GateReport:
+    """Every gate analysis of a GSM/GSF model on a clip (cached per file versions)."""
+    return _gate_report(source.path, file_stamp(source.path), clip.path, file_stamp(clip.path))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

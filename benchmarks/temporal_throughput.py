@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install
-from analysis.temporal import ExperimentConfig, decode_clips, run_experiment, video_orders  # noqa: E402
+from analysis.temporal import ExperimentConfig, run_experiment, video_orders  # noqa: E402
 from workbench import build_model, load_model  # noqa: E402
 from workbench.datasets import open_dataset  # noqa: E402
 from workbench.demo import demo_checkpoints, demo_probe_dir  # noqa: E402
 from workbench.probe import class_kinds, class_names, mirror_table  # noqa: E402
+from workbench.video import load_clips  # noqa: E402
 
 
 def models_for(schemes: list[str]) -> dict[str, torch.nn.Module]:
@@ -52,7 +53,7 @@ def bare_batches(
     spec = next(iter(models.values())).spec
     clips = []
     for item in open_dataset(data).items:
-        (clip,) = decode_clips(item.path, [spec])
+        (clip,) = load_clips(item.path, [spec])
         name = str(Path(item.path).relative_to(Path(data).absolute()))
         clips += [clip[list(order.order)] for order in video_orders(name, spec.frames, config)]
     stacked = torch.stack(clips)

@@ -147,7 +147,8 @@ def test_a_rank_killed_midway_resumes_to_the_same_rows(probe: Path, single: Path
     os.kill(pid, signal.SIGKILL)
     assert launcher.wait(timeout=120) != 0  # torchrun reports the lost rank and stops the other
     done = {p.name: p.stat().st_mtime_ns for p in (out / "parts").glob("part-*.parquet")}
-    assert 1 <= len(done) < 14 and not (out / "results.parquet").exists()
+    assert 1 <= len(done) < 14, f"{len(done)} parts written: the kill did not land midway"
+    assert not (out / "results.parquet").exists(), "the killed run must not have merged its results"
 
     again = run([*torchrun(2), *temporal_args(probe, out)])
     assert again.returncode == 0, again.stderr

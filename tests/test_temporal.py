@@ -298,7 +298,8 @@ def test_sigkill_midway_then_rerun_gives_the_uninterrupted_results(probe48: Path
     os.kill(process.pid, signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
     done = {p.name: p.stat().st_mtime_ns for p in (out / "parts").glob("part-*.parquet")}
-    assert 3 <= len(done) < total_parts and not (out / "results.parquet").exists()
+    assert 3 <= len(done) < total_parts, f"{len(done)} of {total_parts} parts: the kill did not land midway"
+    assert not (out / "results.parquet").exists(), "the killed run must not have merged its results"
 
     again = subprocess.run(_cli(models, probe48, out), cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=300)

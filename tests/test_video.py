@@ -17,7 +17,7 @@ from PIL import Image
 
 from workbench import video
 from workbench.models.spec import ModelSpec
-from workbench.video import VideoError, load_clip, preprocess, read_frames, sample_indices
+from workbench.video import VideoError, load_clip, load_clips, preprocess, read_frames, sample_indices
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 H264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
@@ -280,6 +280,18 @@ def test_load_clip_samples_centres_of_segments(clip_mp4: Path) -> None:
     assert [round((float(v) - 20) / 10) for v in levels] == [2, 7, 12, 17]
     train = load_clip(clip_mp4, spec, train=True, rng=np.random.default_rng(0))
     assert train.shape == clip.shape
+
+
+def test_load_clips_equals_load_clip_for_every_spec(tmp_path: Path) -> None:
+    # 240x320: the specs decode at different reduced sizes (and frame counts), yet each clip must be
+    # exactly what load_clip gives for its spec alone
+    path = encode(tmp_path / "big.mp4", marked_frames(20, height=240, width=320))
+    specs = [spec_for(frames=4, input_size=32), spec_for(frames=8, input_size=32),
+             spec_for(frames=8, input_size=64, resize=80), spec_for(frames=3, input_size=48, channel_order="BGR")]
+    clips = load_clips(path, specs)
+    assert len({video._decode_side(video._open(path), spec) for spec in specs}) == 3
+    for spec, clip in zip(specs, clips):
+        assert torch.equal(clip, load_clip(path, spec)[0]), spec
 
 
 # --- preprocessing --------------------------------------------------------------------------

@@ -140,15 +140,16 @@ def _attribute_video(args: argparse.Namespace, models: dict[str, Any], methods: 
     from analysis.attribution_metrics import clip_mask, randomization_check, score_clip
     from analysis.gates import probe_mask
 
-    from .video import load_clip
+    from .video import load_clips
 
     video_mask = probe_mask(args.video)
     rows, results, frames, curves_input = [], {}, {}, {}
     agreements: list[dict[str, Any]] = []
     (out / "maps").mkdir(parents=True, exist_ok=True)
-    for name, model in models.items():
+    clips = load_clips(args.video, [model.spec for model in models.values()])  # the video decoded once
+    for (name, model), clip in zip(models.items(), clips):
         spec = model.spec
-        clip = load_clip(args.video, spec)
+        clip = clip.unsqueeze(0)
         frames[name] = display_frames(clip, spec)
         predicted = predicted_class(model, clip)
         target = _video_target(args.target, predicted, spec)
@@ -235,12 +236,12 @@ def attribute_command(args: argparse.Namespace) -> int:
     if args.chunk_clips < 1:
         raise UserError("--chunk-clips must be >= 1")
     names = _model_names(args.model)
-    models = {name: load_model(path, **model_overrides(args)) for name, path in zip(names, args.model)}
+    models = {name: prepare_model(load_model(path, **model_overrides(args)), device)
+              for name, path in zip(names, args.model)}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     run = _provenance(args, names, methods)
     if args.video is not None:
-        models = {name: prepare_model(model, device) for name, model in models.items()}
         results = _attribute_video(args, models, methods, out)
         summary = results.drop(columns=["profile"])
     else:
@@ -250,7 +251,6 @@ def attribute_command(args: argparse.Namespace) -> int:
         chosen: str | int = int(target) if target.isdigit() else target
         # torchrun (one node or several) describes the process group in the environment
         context = distributed.init_from_env(device)
-        models = {name: prepare_model(model, device) for name, model in models.items()}
         # what decides the rows (GPU and CPU round differently): a resumed run must match it
         key = {k: run[k] for k in ("checkpoints", "methods", "target", "options", "dataset", "seeds")}
         key["device"] = device.type

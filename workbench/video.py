@@ -1,7 +1,7 @@
 """Video decoding (decord), frame sampling and preprocessing by ModelSpec.
 
 Data flow: file/upload -> `read_frames` (uint8 T,H,W,3 RGB) -> `preprocess` (float T,3,S,S).
-`load_clip` does both for one model input (1,T,3,S,S).
+`load_clip` does both for one model input (1,T,3,S,S); `load_clips` for several models' inputs at once.
 """
 
 from __future__ import annotations
@@ -302,6 +302,21 @@ def preprocess(frames: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     return ((clip - mean) / std).contiguous()
 
 
+def _warn_if_short(opened: _Opened, frames: int) -> None:
+    if opened.num_frames < frames:
+        warnings.warn(
+            f"{opened.source.name!r} has {opened.num_frames} frames, fewer than the {frames} "
+            f"the model takes: frames are repeated",
+            stacklevel=3,
+        )
+
+
+def _decode_side(opened: _Opened, spec: ModelSpec) -> int:
+    """Decode with the short side ~2x the resize target: cheap, yet resized like a full frame."""
+    short, long = min(opened.height, opened.width), max(opened.height, opened.width)
+    return math.ceil(2 * spec.resize_to * long / short)
+
+
 def load_clip(
     video: VideoSource,
     spec: ModelSpec,
@@ -312,15 +327,24 @@ def load_clip(
 ) -> torch.Tensor:
     """One model input (1, spec.frames, 3, S, S): sample, decode only those frames, preprocess."""
     opened = _open(video)
-    if opened.num_frames < spec.frames:
-        warnings.warn(
-            f"{opened.source.name!r} has {opened.num_frames} frames, fewer than the {spec.frames} "
-            f"the model takes: frames are repeated",
-            stacklevel=2,
-        )
+    _warn_if_short(opened, spec.frames)
     indices = sample_indices(opened.num_frames, spec.frames, mode=mode, train=train, rng=rng)
-    # Decode with the short side ~2x the resize target: cheap, yet resized like a full frame.
-    short, long = min(opened.height, opened.width), max(opened.height, opened.width)
-    max_side = math.ceil(2 * spec.resize_to * long / short)
-    frames = _decode(opened, indices.tolist(), max_side)
+    frames = _decode(opened, indices.tolist(), _decode_side(opened, spec))
     return preprocess(frames, spec).unsqueeze(0)
+
+
+def load_clips(video: VideoSource, specs: Sequence[ModelSpec]) -> list[torch.Tensor]:
+    """The test-time clip (spec.frames, 3, S, S) of each spec, as `load_clip` gives it, opening the
+    video once and decoding the frames the specs share once (once per decode size the specs need)."""
+    opened = _open(video)
+    _warn_if_short(opened, max(spec.frames for spec in specs))
+    picks = [sample_indices(opened.num_frames, spec.frames) for spec in specs]
+    sides = [_decode_side(opened, spec) for spec in specs]
+    clips: list[torch.Tensor | None] = [None] * len(specs)
+    for side in dict.fromkeys(sides):
+        members = [i for i, s in enumerate(sides) if s == side]
+        wanted = np.unique(np.concatenate([picks[i] for i in members]))
+        frames = _decode(opened, wanted.tolist(), side)
+        for i in members:
+            clips[i] = preprocess(frames[torch.from_numpy(np.searchsorted(wanted, picks[i]))], specs[i])
+    return clips  # type: ignore[return-value]
