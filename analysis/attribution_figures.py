@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .attribution_metrics import Faithfulness
+from .attribution import Faithfulness, VideoAttribution, temporal_profile, temporal_spread
 from .figures import model_colors
 
 # A dark-to-bright heat ramp (black -> red -> yellow -> white) so high attribution reads at a glance.
@@ -122,3 +122,18 @@ def localisation_figure(summary: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="group", yaxis_title="share of attribution energy in the mask",
                       yaxis_range=[0, 1], meta={"figure": "localisation"}, height=420, margin={"t": 30})
     return fig
+
+
+def video_figures(result: VideoAttribution, methods: Sequence[str]) -> dict[str, go.Figure]:
+    """Per method, the figures of a one-video attribution: `<method>_grid` (maps over the frames of
+    every model), `<method>_profile` (attribution per frame) and `<method>_curves` (deletion/insertion)."""
+    figures: dict[str, go.Figure] = {}
+    for method in methods:
+        names = [name for name in result.frames if (name, method) in result.attributions]
+        maps = {name: result.attributions[(name, method)].map for name in names}
+        profiles = {name: temporal_profile(m) for name, m in maps.items()}
+        spreads = {name: temporal_spread(p) for name, p in profiles.items()}
+        figures[f"{method}_grid"] = overlay_grid({n: result.frames[n] for n in names}, maps, title=method)
+        figures[f"{method}_profile"] = profile_figure(profiles, spreads)
+        figures[f"{method}_curves"] = curves_figure({n: result.curves[(n, method)] for n in names})
+    return figures

@@ -10,8 +10,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .gates import INTERVENTION_MEANING, GateReport, direction
-from .shifts import TERM_MEANING, TERMS
+from .gates import (
+    INTERVENTION_MEANING,
+    TERM_MEANING,
+    TERMS,
+    GateReport,
+    alignment_maps,
+    channel_time_pair,
+    direction,
+    gate_maps,
+)
 
 DIVERGING = "RdBu"
 TERM_COLORS = {"kept": "#bab0ac", "from_prev": "#4e79a7", "from_next": "#f28e2b"}
@@ -252,9 +260,6 @@ def intervention_figure(table: pd.DataFrame, value: str = "probability_change") 
 def report_figures(report: GateReport, layer: str | None = None) -> dict[str, go.Figure]:
     """Every figure of a gate report by file-friendly name; layer-level figures for `layer` (default:
     the first gated layer). The page and the CLI export both draw these."""
-    from .gates import alignment_maps, gate_maps
-    from .shifts import channel_time_pair
-
     chosen = report.run.layer(layer) if layer else report.run.layers[0]
     size = report.frames.shape[1]
     figures = {

@@ -1,7 +1,10 @@
 """Capture (or replace) named module inputs/outputs with forward hooks, never touching model code.
 
-Both helpers are context managers that remove every hook they added on exit, also when the body
-raises, so a model handed to them is unchanged afterwards.
+`capture` and `replace_outputs` are context managers that remove every hook they added on exit, also
+when the body raises. They hook the module they are given, so give them a model nobody else is
+running: `capture_forward` and `forward_with` do that for you, running one forward on a private view
+of the model (`workbench.models.views`) that shares its weights, so a model shared between threads
+or app sessions never carries a hook.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from workbench.device import model_device
+from workbench.models.views import private_view
 
 # (module, inputs, output) -> replacement output, or None to keep the output
 Replacement = Callable[[nn.Module, tuple[Any, ...], Any], Any]
@@ -109,3 +115,29 @@ def replace_outputs(model: nn.Module, replacements: Mapping[str, Replacement]) -
     finally:
         for handle in handles:
             handle.remove()
+
+
+def capture_forward(
+    model: nn.Module,
+    clip: torch.Tensor,
+    names: Iterable[str] | None = None,
+    types: tuple[type[nn.Module], ...] | type[nn.Module] | None = None,
+    *,
+    inputs: bool = False,
+) -> tuple[Captured, torch.Tensor]:
+    """One no-grad forward of `clip` through a private view of `model`, recording the chosen modules;
+    returns what was recorded and the output (on the CPU)."""
+    view = private_view(model)
+    with capture(view, names, types, inputs=inputs) as seen, torch.no_grad():
+        output = view(clip.to(model_device(view)))
+    return seen, output.cpu()
+
+
+def forward_with(
+    model: nn.Module, clip: torch.Tensor, replacements: Mapping[str, Replacement]
+) -> torch.Tensor:
+    """The no-grad output (on the CPU) of a private view of `model` whose named modules' outputs are
+    replaced as `replace_outputs` says."""
+    view = private_view(model)
+    with replace_outputs(view, replacements), torch.no_grad():
+        return view(clip.to(model_device(view))).cpu()

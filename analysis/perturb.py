@@ -7,22 +7,23 @@ recorded in results, and replayed exactly.
 Kendall-tau distance here is the normalised one: the fraction of frame pairs whose order is
 swapped (0 = original order, 1 = reversed). The sweep draws permutations with an exact number of
 inversions, uniformly among all permutations with that number.
+
+`PERTURBATIONS` is the table: one row per perturbation with its name, title, description, whether
+it only reorders frames (an order-blind model ignores those), whether it is drawn at random (then
+it gets `permutations` repeats), and the function giving its orders for one clip. The CLI's help,
+the app's choices, the figures and the reports all read it; a new perturbation is one
+`register_perturbation(Perturbation(...))`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-PERTURBATIONS = ("original", "shuffle", "reverse", "freeze", "local_swap", "block_shuffle", "sweep")
-# Perturbations that only reorder frames (every frame kept once): an order-blind model ignores them.
-ORDER_ONLY = ("shuffle", "reverse", "local_swap", "block_shuffle", "sweep")
-# Perturbations with a random draw: they get `permutations` repeats; the others have one.
-RANDOM = ("shuffle", "freeze", "block_shuffle", "sweep")
 DEFAULT_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -146,6 +147,95 @@ def permutation_at_distance(frames: int, distance: float, rng: np.random.Generat
     return permutation_with_inversions(frames, int(round(distance * most)), rng)
 
 
+# --- the table ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderSettings:
+    """What the orders of one clip depend on besides its length and the random generator."""
+
+    permutations: int = 5  # repeats of each random perturbation
+    block: int = 2  # block_shuffle block length
+    levels: tuple[float, ...] = DEFAULT_LEVELS  # sweep Kendall-tau distances
+
+
+# (frames, rng, settings) -> (order, level) per repeat; level is the achieved distance (sweep) or None
+OrdersFn = Callable[[int, np.random.Generator, OrderSettings], list[tuple[np.ndarray, float | None]]]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One frame-order perturbation, as the table lists it."""
+
+    name: str
+    title: str  # short, for axes and legends
+    description: str  # one line, for help texts
+    orders: OrdersFn
+    order_only: bool  # every frame kept once: an order-blind model gives the same answer
+    random: bool = False  # drawn at random (repeated `permutations` times)
+    extra: dict[str, str] = field(default_factory=dict)  # anything a view may show (units, notes)
+
+
+def fixed(order: Callable[[int], np.ndarray]) -> OrdersFn:
+    """The orders of a deterministic perturbation: one order."""
+    return lambda frames, rng, settings: [(order(frames), None)]
+
+
+def drawn(order: Callable[[int, np.random.Generator, OrderSettings], np.ndarray]) -> OrdersFn:
+    """The orders of a random perturbation: `settings.permutations` draws."""
+    return lambda frames, rng, settings: [(order(frames, rng, settings), None)
+                                          for _ in range(settings.permutations)]
+
+
+def _sweep_orders(frames: int, rng: np.random.Generator, settings: OrderSettings) -> list:
+    orders = []
+    most = frames * (frames - 1) // 2
+    for level in settings.levels:
+        count = int(round(level * most))
+        # The ends have one permutation each: drawing it again would only repeat rows.
+        for _ in range(1 if count in (0, most) else settings.permutations):
+            order = permutation_with_inversions(frames, count, rng)
+            orders.append((order, kendall_distance(order)))
+    return orders
+
+
+PERTURBATIONS: dict[str, Perturbation] = {}
+
+
+def register_perturbation(perturbation: Perturbation) -> Perturbation:
+    """Add (or replace) a row; experiments list rows in table order."""
+    PERTURBATIONS[perturbation.name] = perturbation
+    return perturbation
+
+
+def order_only_names() -> tuple[str, ...]:
+    """Perturbations that only reorder frames (every frame kept once)."""
+    return tuple(name for name, p in PERTURBATIONS.items() if p.order_only)
+
+
+def perturbation_title(name: str) -> str:
+    """The short title of a perturbation (its name when it is not in the table)."""
+    row = PERTURBATIONS.get(name)
+    return row.title if row is not None else name
+
+
+for _row in (
+    Perturbation("original", "original", "the clip as the model samples it", fixed(identity_order), False),
+    Perturbation("shuffle", "shuffle", "frames in a random order",
+                 drawn(lambda frames, rng, s: shuffle_order(frames, rng)), True, random=True),
+    Perturbation("reverse", "reverse", "played backwards", fixed(reverse_order), True),
+    Perturbation("freeze", "freeze (one frame)", "one frame repeated: appearance without motion",
+                 drawn(lambda frames, rng, s: freeze_order(frames, rng)), False, random=True),
+    Perturbation("local_swap", "swap neighbours", "neighbouring frames swapped in pairs",
+                 fixed(local_swap_order), True),
+    Perturbation("block_shuffle", "shuffle blocks", "blocks of frames in a random order",
+                 drawn(lambda frames, rng, s: block_shuffle_order(frames, s.block, rng)), True, random=True),
+    Perturbation("sweep", "sweep", "random orders at set Kendall-tau distances from the original (0 to 1)",
+                 _sweep_orders, True, random=True),
+):
+    register_perturbation(_row)
+
+
 def frame_orders(
     frames: int,
     perturbations: Sequence[str],
@@ -161,35 +251,16 @@ def frame_orders(
         raise ValueError(f"unknown perturbations {unknown}; known: {list(PERTURBATIONS)}")
     if permutations < 1:
         raise ValueError(f"permutations must be >= 1, got {permutations}")
+    settings = OrderSettings(permutations, block, tuple(levels))
     orders: list[FrameOrder] = []
-    # Fixed registry order, so results do not depend on how the user listed them.
-    for name in PERTURBATIONS:
+    # Fixed table order, so results do not depend on how the user listed them.
+    for name, row in PERTURBATIONS.items():
         if name not in perturbations:
             continue
-        if name == "original":
-            orders.append(FrameOrder(name, 0, tuple(identity_order(frames).tolist())))
-        elif name == "reverse":
-            orders.append(FrameOrder(name, 0, tuple(reverse_order(frames).tolist())))
-        elif name == "local_swap":
-            orders.append(FrameOrder(name, 0, tuple(local_swap_order(frames).tolist())))
-        elif name == "sweep":
-            for level in levels:
-                most = frames * (frames - 1) // 2
-                count = int(round(level * most))
-                # The ends have one permutation each: drawing it again would only repeat rows.
-                repeats = 1 if count in (0, most) else permutations
-                for repeat in range(repeats):
-                    order = permutation_with_inversions(frames, count, rng)
-                    orders.append(FrameOrder(name, repeat, tuple(order.tolist()), kendall_distance(order)))
-        else:
-            for repeat in range(permutations):
-                if name == "shuffle":
-                    order = shuffle_order(frames, rng)
-                elif name == "freeze":
-                    order = freeze_order(frames, rng)
-                else:
-                    order = block_shuffle_order(frames, block, rng)
-                orders.append(FrameOrder(name, repeat, tuple(order.tolist())))
+        repeats: dict[float | None, int] = {}  # a repeat counts the draws at the same level
+        for order, level in row.orders(frames, rng, settings):
+            repeat = repeats[level] = repeats.get(level, -1) + 1
+            orders.append(FrameOrder(name, repeat, tuple(np.asarray(order).tolist()), level))
     return orders
 
 

@@ -28,15 +28,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from workbench.errors import ReportError
+
 TABLE_ROWS_SHOWN = 60  # the HTML shows the head of long tables; the bundle has every row
 STATIC_FORMATS = ("png", "svg")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: bundles of the same runs are identical
 # true once plotly.js has drawn every figure of a report (used by the PDF export and the tests)
 RENDERED_JS = "Array.from(document.querySelectorAll('.figure')).every(d => d.querySelector('.main-svg'))"
-
-
-class ReportError(ValueError):
-    """A report input that cannot be used (not a run directory, unreadable table, ...)."""
 
 
 @dataclass
@@ -66,7 +64,7 @@ class Section:
 
     key: str  # anchor and folder name, unique within a report
     title: str
-    kind: str  # "temporal" | "gates" | "attribution"
+    kind: str  # the run kind: "temporal-test" | "gates" | "attribute"
     source: str  # the run directory, or "this app session"
     figures: list[ReportFigure] = field(default_factory=list)
     tables: list[ReportTable] = field(default_factory=list)

@@ -1,15 +1,13 @@
 """Report sections from analysis results: run directories on disk or results held by the app.
 
-Each analysis writes a run directory (`run.json` + tables); `load_section` recognises its kind
-and rebuilds the figures the app shows from the tables, or reads the figure JSON the command
-saved (`figures/*.json`) when a figure needs data that is not in a table (attribution overlays,
-gate maps). `model_table` describes every checkpoint the sections used.
+Each analysis writes a run directory (`run.json` + tables); `load_section` reads its kind from
+run.json (`workbench.rundir.read_run`) and rebuilds the figures the app shows from the tables, or
+reads the figure JSON the command saved (`figures/*.json`) when a figure needs data that is not in a
+table (attribution overlays, gate maps). `model_table` describes every checkpoint the sections used.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,34 +15,20 @@ from typing import Any
 import pandas as pd
 import plotly.io as pio
 
+from workbench import rundir
+from workbench.errors import RunDirError
+
 from .report import Report, ReportError, ReportFigure, ReportTable, Section
 
-RUN_FILE = "run.json"
-KIND_TITLES = {"temporal": "Temporal reasoning", "gates": "Gates & shifts", "attribution": "Attribution"}
-
-
-def run_kind(run: dict[str, Any]) -> str:
-    """temporal | gates | attribution, from a run.json."""
-    if run.get("analysis") in ("gates", "attribution"):
-        return run["analysis"]
-    if "experiment" in run:
-        return "temporal"
-    raise ReportError("run.json names no analysis this workbench knows (temporal, gates, attribution)")
+# run kind (run.json's `kind`) -> section title; a kind without a section is refused by name
+KIND_TITLES = {"temporal-test": "Temporal reasoning", "gates": "Gates & shifts", "attribute": "Attribution"}
 
 
 def _read_run(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN_FILE
-    if not run_dir.is_dir():
-        raise ReportError(f"{run_dir}: not a directory")
-    if not path.is_file():
-        raise ReportError(f"{run_dir}: no {RUN_FILE}; not a workbench run directory")
     try:
-        run = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ReportError(f"{path}: unreadable run.json ({err})") from None
-    if not isinstance(run, dict):
-        raise ReportError(f"{path}: run.json is not an object")
-    return run
+        return rundir.read_run(run_dir)
+    except RunDirError as err:
+        raise ReportError(str(err)) from None
 
 
 def _csv(path: Path) -> pd.DataFrame:
@@ -83,7 +67,6 @@ def temporal_section(result: Any, key: str, source: str) -> Section:
 
     summary, sensitivity, results = result.summary, result.class_sensitivity, result.results
     run = result.run or {}
-    experiment = run.get("experiment", {})
     figures = []
     if not summary.empty:
         figures.append(ReportFigure(
@@ -114,13 +97,11 @@ def temporal_section(result: Any, key: str, source: str) -> Section:
         ReportTable("comparisons", "Model against model (paired tests)", result.comparisons),
         ReportTable("results", "Every observation", results, shown=False),
     ]
-    dataset = experiment.get("dataset", {})
+    dataset = run.get("dataset") or {}
     text = [f"{dataset.get('videos', '?')} videos from {dataset.get('path', '?')}; "
-            f"perturbations: {', '.join(experiment.get('config', {}).get('perturbations', []))}."]
-    checkpoints = [{"label": m.get("label"), "path": m.get("checkpoint"), "sha256": m.get("sha256")}
-                   for m in experiment.get("models", [])]
-    return Section(key, KIND_TITLES["temporal"], "temporal", source, figures,
-                   [t for t in tables if not t.frame.empty], provenance=run, checkpoints=checkpoints,
+            f"perturbations: {', '.join(run.get('options', {}).get('perturbations', []))}."]
+    return Section(key, KIND_TITLES["temporal-test"], "temporal-test", source, figures,
+                   [t for t in tables if not t.frame.empty], provenance=run, checkpoints=_checkpoints(run),
                    text=text)
 
 
@@ -136,11 +117,17 @@ def most_sensitive_videos(results: pd.DataFrame, top: int = 20) -> pd.DataFrame:
                              kind="stable").head(top).reset_index(drop=True)
 
 
+def _checkpoints(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The models of a run as the model table lists them."""
+    return [{"label": m.get("label"), "path": m.get("path"), "sha256": m.get("sha256")}
+            for m in run.get("models", [])]
+
+
 def _temporal_from_dir(run_dir: Path, key: str) -> Section:
-    from .temporal import load_run
+    from .temporal import load_result
 
     try:
-        result = load_run(run_dir)
+        result = load_result(run_dir)
     except (OSError, ValueError) as err:
         raise ReportError(f"{run_dir}: incomplete temporal run ({err})") from None
     return temporal_section(result, key, str(run_dir))
@@ -187,19 +174,17 @@ def gates_section(report: Any, key: str, source: str, checkpoint: dict[str, Any]
 
 
 def _gates_from_dir(run_dir: Path, run: dict[str, Any], key: str) -> Section:
-    tables = {name: _csv(run_dir / f"{name}.csv") for name in run.get("tables", [])
+    tables = {name: _csv(run_dir / f"{name}.csv") for name in run.get("outputs", {}).get("tables", [])
               if (run_dir / f"{name}.csv").is_file()}
     figures = _saved_figures(run_dir) or _gate_figures_from_tables(tables)
-    checkpoint = run.get("checkpoint", {})
     report_tables = [ReportTable(name, _GATE_TABLE_TITLES.get(name, name), frame)
                      for name, frame in tables.items()]
     if (run_dir / "summary.csv").is_file():
         report_tables.insert(0, ReportTable("summary", "Summary per layer", _csv(run_dir / "summary.csv")))
     video = (run.get("video") or {}).get("path", "?")
+    layer = run.get("options", {}).get("layer") or "first gated"
     return Section(key, KIND_TITLES["gates"], "gates", str(run_dir), figures, report_tables,
-                   provenance=run, text=[f"Video {video}, layer {run.get('layer') or 'first gated'}."],
-                   checkpoints=[{"label": Path(str(checkpoint.get("path", "?"))).stem,
-                                 "path": checkpoint.get("path"), "sha256": checkpoint.get("sha256")}])
+                   provenance=run, text=[f"Video {video}, layer {layer}."], checkpoints=_checkpoints(run))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,12 +210,10 @@ def _attribution_from_dir(run_dir: Path, run: dict[str, Any], key: str) -> Secti
         tables.append(ReportTable("results", "Every clip", pd.read_parquet(run_dir / "results.parquet"),
                                   shown=False))
     where = (run.get("dataset") or {}).get("path") or (run.get("video") or {}).get("path", "?")
-    checkpoints = [{"label": c.get("name"), "path": c.get("path"), "sha256": c.get("sha256")}
-                   for c in run.get("checkpoints", [])]
-    return Section(key, KIND_TITLES["attribution"], "attribution", str(run_dir), figures,
+    methods = run.get("options", {}).get("methods", [])
+    return Section(key, KIND_TITLES["attribute"], "attribute", str(run_dir), figures,
                    [t for t in tables if not t.frame.empty], arrays=_arrays(run_dir), provenance=run,
-                   checkpoints=checkpoints,
-                   text=[f"Methods {', '.join(run.get('methods', []))} on {where}."])
+                   checkpoints=_checkpoints(run), text=[f"Methods {', '.join(methods)} on {where}."])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,16 +224,15 @@ def load_section(run_dir: str | Path, key: str | None = None) -> Section:
     """The section of one run directory (temporal test, gates or attribution)."""
     run_dir = Path(run_dir)
     run = _read_run(run_dir)
-    try:
-        kind = run_kind(run)
-    except ReportError as err:
-        raise ReportError(f"{run_dir}: {err}") from None
+    kind = run["kind"]
     key = key or kind
-    if kind == "temporal":
+    if kind == "temporal-test":
         return _temporal_from_dir(run_dir, key)
     if kind == "gates":
         return _gates_from_dir(run_dir, run, key)
-    return _attribution_from_dir(run_dir, run, key)
+    if kind == "attribute":
+        return _attribution_from_dir(run_dir, run, key)
+    raise ReportError(f"{run_dir}: a {kind} run has no report section")
 
 
 def _unique_keys(sections: Sequence[Section]) -> None:
@@ -309,24 +291,17 @@ def model_table(sections: Sequence[Section]) -> pd.DataFrame:
 
 
 def report_provenance(sections: Sequence[Section]) -> dict[str, Any]:
-    """Versions, seeds, datasets and commands of the whole report (the date is kept apart)."""
-    import captum
-    import decord
-    import torch
-
-    from workbench import __version__
-
-    return {
-        "generator": "python -m workbench report",
-        "versions": {"workbench": __version__, "torch": torch.__version__, "captum": captum.__version__,
-                     "decord": decord.__version__, "pandas": pd.__version__,
-                     "plotly": __import__("plotly").__version__, "python": platform.python_version()},
-        "sections": [{"key": s.key, "kind": s.kind, "source": s.source,
-                      "command": s.provenance.get("command"), "seeds": s.provenance.get("seeds"),
-                      "dataset": (s.provenance.get("dataset")
-                                  or s.provenance.get("experiment", {}).get("dataset"))}
-                     for s in sections],
-    }
+    """The report's run.json record: versions, the models, and each section's command, seeds and
+    dataset. The date is kept apart (`Report.created`), so rebuilds differ only where it is printed."""
+    models = {(m.get("sha256"), m.get("path")): m for s in sections for m in s.checkpoints}
+    record = rundir.new_run(
+        "report", "python -m workbench report", models=list(models.values()),
+        options={"sections": [{"key": s.key, "kind": s.kind, "source": s.source,
+                               "command": s.provenance.get("command"), "seeds": s.provenance.get("seeds"),
+                               "dataset": s.provenance.get("dataset")} for s in sections]})
+    for dated in ("started", "status"):
+        record.pop(dated)
+    return record
 
 
 def build_report(

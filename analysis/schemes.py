@@ -1,8 +1,9 @@
 """Where each scheme's block takes its features from: a (channel slice x frame offset) routing table.
 
 For 2D schemes the table describes the temporal operator that runs before a block's 2D convs
-(TSN: none); for 3D schemes it describes the block's spatio-temporal convolution itself. The
-tables are read off the operators' definitions (workbench.models.temporal / spatiotemporal).
+(TSN: none); for 3D schemes it describes the block's spatio-temporal convolution itself. Each
+scheme's row in the scheme table (`workbench.models.schemes`) says how it routes; this module lays
+that out on a grid for the diagram.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from workbench.models import SCHEMES
+from workbench.models.schemes import ROUTES, get_scheme
 
 # How an output feature at (channel slice, frame t) depends on a source frame.
-ROUTES = ("none", "copy", "gated", "kernel", "depthwise")
 ROUTE_MEANING = {
     "none": "nothing from this frame",
     "copy": "copied unchanged (identity or a fixed shift)",
@@ -49,41 +49,14 @@ def _slice_labels(slices: int) -> list[str]:
 
 def scheme_routing(scheme: str, slices: int = 8, options: dict[str, Any] | None = None) -> Routing:
     """The routing table of one block of `scheme`, channels cut into `slices` equal slices."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
-    options = options or {}
+    row = get_scheme(scheme)
     routes = np.zeros((slices, len(OFFSETS)), dtype=int)
     text = np.full((slices, len(OFFSETS)), "", dtype=object)
     at = {offset: i for i, offset in enumerate(OFFSETS)}
-    middles = (np.arange(slices) + 0.5) / slices  # where each slice sits in [0, 1)
-
-    def put(row: int, offset: int, route: str, label: str) -> None:
-        routes[row, at[offset]] = ROUTES.index(route)
-        text[row, at[offset]] = label
-
-    for row, middle in enumerate(middles):
-        if scheme == "tsn":
-            put(row, 0, "copy", "x")
-        elif scheme == "tsm":
-            fraction = float(options.get("shift_fraction", 1 / 8))
-            offset = 1 if middle < fraction else -1 if middle < 2 * fraction else 0
-            put(row, offset, "copy", "x")
-        elif scheme in ("gsm", "gsf"):
-            groups = int(options.get("gate_groups", 2))
-            group = int(middle * groups)
-            # GateShift.arrive: even groups receive frame t+1, odd groups frame t-1
-            offset = 1 if group % 2 == 0 else -1
-            mark = "*" if scheme == "gsf" else ""  # GSF: both parts then mixed by a learned fusion weight
-            put(row, 0, "gated", f"1-g{mark}")
-            put(row, offset, "gated", f"g{mark}")
-        elif scheme in ("c3d", "r2plus1d"):
-            for offset in (-1, 0, 1):
-                put(row, offset, "kernel", "W" if scheme == "c3d" else "Wt")
-        elif scheme == "csn":
-            for offset in (-1, 0, 1):
-                put(row, offset, "depthwise", "w")
-        elif scheme == "gst":
-            fraction = float(options.get("gst_temporal_fraction", 0.5))
-            for offset in (-1, 0, 1) if middle < fraction else (0,):
-                put(row, offset, "kernel", "W" if middle < fraction else "Ws")
+    for slice_index in range(slices):
+        middle = (slice_index + 0.5) / slices  # where the slice sits in [0, 1)
+        for offset, route, label in row.routes(middle, options):
+            if offset in at:
+                routes[slice_index, at[offset]] = ROUTES.index(route)
+                text[slice_index, at[offset]] = label
     return Routing(scheme, routes, text, _slice_labels(slices))

@@ -13,15 +13,7 @@ import plotly.graph_objects as go
 import torch
 
 from .figures import model_colors
-
-PERTURBATION_TITLES = {
-    "original": "original",
-    "shuffle": "shuffle",
-    "reverse": "reverse",
-    "freeze": "freeze (one frame)",
-    "local_swap": "swap neighbours",
-    "block_shuffle": "shuffle blocks",
-}
+from .perturb import perturbation_title
 
 
 def _models(frame: pd.DataFrame) -> list[str]:
@@ -37,7 +29,7 @@ def accuracy_figure(summary: pd.DataFrame) -> go.Figure:
         rows = bars[bars["model"] == model]
         fig.add_bar(
             name=model, marker_color=colors[model],
-            x=[PERTURBATION_TITLES.get(p, p) for p in rows["perturbation"]], y=rows["accuracy"],
+            x=[perturbation_title(p) for p in rows["perturbation"]], y=rows["accuracy"],
             error_y={"type": "data", "symmetric": False, "array": rows["ci_high"] - rows["accuracy"],
                      "arrayminus": rows["accuracy"] - rows["ci_low"]},
             customdata=np.stack([rows["change"], rows["flip_rate"], rows["videos"]], axis=1),

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.device import model_device
 from workbench.models import SCHEMES, ModelSpec, build_model
 from workbench.models.complexity import zoo_table
-from workbench.video import VideoSource, preprocess, read_frames, sample_indices, video_info
+from workbench.models.inference import predict_logits
+from workbench.video import VideoSource, decode_side, preprocess, read_frames, sample_indices, video_info
 
 METRIC_COLUMNS = ("accuracy", "temporal_accuracy", "static_accuracy", "pair_accuracy", "reverse_to_mirror")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_acc", "lr")
@@ -180,19 +180,15 @@ class Prediction:
         return self.class_names[best], float(probs[best])
 
 
-@torch.inference_mode()
 def predict_video(model: torch.nn.Module, video: VideoSource) -> Prediction:
     """Sample the video as the model's spec says (test sampling), predict it forwards and reversed."""
     spec: ModelSpec = model.spec
     info = video_info(video)
     indices = sample_indices(info["num_frames"], spec.frames, mode="segment", train=False)
     # shown frames are decoded at a size the preprocessing crops from, not at the full size
-    max_side = int(np.ceil(2 * spec.resize_to * max(info["height"], info["width"])
-                           / min(info["height"], info["width"])))
-    frames = read_frames(video, indices, max_side=max_side)
+    frames = read_frames(video, indices, max_side=decode_side(info["height"], info["width"], spec))
     clip = preprocess(frames, spec).unsqueeze(0)
-    both = torch.cat((clip, clip.flip(1))).to(model_device(model))  # the app may keep models on a GPU
-    probs = model(both).softmax(dim=1).cpu().numpy()
+    probs = predict_logits(model, torch.cat((clip, clip.flip(1)))).softmax(dim=1).numpy()
     return Prediction(list(spec.class_names), frames.numpy(), indices.tolist(), probs[0], probs[1],
                       dict(spec.mirror_of))
 

@@ -1,7 +1,7 @@
 """Attribution page: Captum maps of the chosen clip for several models and methods, side by side —
 where and when each scheme looks, how well the maps sit on the object and how faithful they are.
 
-Thin view: widgets -> analysis.attribution / attribution_metrics -> analysis.attribution_figures.
+Thin view: widgets -> analysis.attribution -> analysis.attribution_figures.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analysis import attribution, attribution_figures, attribution_metrics
+from analysis import attribution, attribution_figures
 from app_pages import shared
 from workbench.app_state import ModelSource, file_stamp
 from workbench.demo import demo_localisation
@@ -28,27 +28,26 @@ PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _map(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int,
-         options: tuple[tuple[str, Any], ...]) -> attribution_metrics.ClipExplanation:
+         options: tuple[tuple[str, Any], ...]) -> attribution.ClipExplanation:
     """One attribution and its metrics, cached per (model file, clip file, method, target, options)."""
     model = shared.load_source(ModelSource(path, path, "path"))
-    return attribution_metrics.explain_video(model, video, method, target, **dict(options))
+    return attribution.explain_video(model, video, method, target, **dict(options))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _sanity(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int) -> float:
     """Rank correlation of the map before and after randomising the model's last two layers."""
     model = shared.load_source(ModelSource(path, path, "path"))
-    steps = attribution_metrics.randomization_check(model, load_clip(video, model.spec), method, target)
+    steps = attribution.randomization_check(model, load_clip(video, model.spec), method, target)
     return steps[-1].rank_correlation
 
 
 def _target(choice: str, model: Any, predicted: str, true_class: str | None) -> int | None:
-    """The class index to explain for one model, or None when the choice has no answer for it."""
+    """The class index to explain for one model, or None when the choice has no answer for it; the
+    mirror is of what the model says, so the two readings can be compared."""
     names = model.spec.class_names
-    if choice == "mirror":  # mirror of what the model says, so the two readings can be compared
-        return model.spec.mirror_index(names.index(predicted))
     label = names.index(true_class) if true_class in names else None
-    return attribution_metrics.resolve_target(choice, label, names.index(predicted), model.spec)
+    return attribution.resolve_target(choice, model.spec, names.index(predicted), label)
 
 
 st.title("Attribution")
@@ -70,7 +69,7 @@ by_label = {source.label: (source, model) for source, model in loaded}
 left, middle, right = st.columns([2, 2, 2])
 picked = left.multiselect("Models", list(by_label), default=list(by_label)[:4], key="attr_models")
 methods = middle.multiselect("Methods", list(attribution.METHODS), default=DEFAULT_METHODS,
-                             format_func=attribution.LABELS.get, key="attr_methods")
+                             format_func=attribution.method_label, key="attr_methods")
 choice = right.radio("Explain", list(TARGETS), format_func=TARGETS.get, key="attr_target",
                      help="The mirror class is the same motion reversed in time (move_left ↔ move_right): "
                           "its map shows what speaks for the opposite reading of the clip.")
@@ -112,11 +111,12 @@ for label in picked:
 if skipped:
     st.warning(f"No {TARGETS[choice]} for: {', '.join(skipped)}.")
 
-results: dict[tuple[str, str], attribution_metrics.ClipExplanation] = {}
+results: dict[tuple[str, str], attribution.ClipExplanation] = {}
 bar = st.progress(0.0, text="attributing")
 for i, (label, source, target, method) in enumerate(jobs):
-    slow = " (slow method)" if method in attribution.EXPENSIVE else ""
-    bar.progress(i / len(jobs), text=f"{attribution.LABELS[method]} for {label} ({i + 1}/{len(jobs)}){slow}")
+    slow = " (slow method)" if attribution.METHODS[method].expensive else ""
+    name = attribution.method_label(method)
+    bar.progress(i / len(jobs), text=f"{name} for {label} ({i + 1}/{len(jobs)}){slow}")
     results[(label, method)] = _map(source.path, file_stamp(source.path), clip_source.path, video_stamp,
                                     method, target, method_options.get(method, ()))
 bar.empty()
@@ -126,7 +126,7 @@ shown = list(dict.fromkeys(label for label, _ in results))
 
 rows = []
 for (label, method), result in results.items():
-    row = {"model": label, "method": attribution.LABELS[method], "explains": result.target_name,
+    row = {"model": label, "method": attribution.method_label(method), "explains": result.target_name,
            "predicted": result.predicted_name, **result.metrics}
     if sanity:
         source = by_label[label][0]
@@ -135,7 +135,7 @@ for (label, method), result in results.items():
     rows.append(row)
 table = pd.DataFrame(rows).drop(columns=["target"])
 
-tabs = st.tabs([attribution.LABELS[method] for method in methods])
+tabs = st.tabs([attribution.method_label(method) for method in methods])
 for tab, method in zip(tabs, methods):
     with tab:
         labels = [label for label in shown if (label, method) in results]
@@ -155,7 +155,7 @@ for tab, method in zip(tabs, methods):
         st.plotly_chart(attribution_figures.curves_figure(curves), key=f"curves_{method}")
         shapes = {maps[label].shape for label in labels}
         if len(labels) > 1 and len(shapes) == 1:
-            agreement = attribution_metrics.agreement_table(maps)
+            agreement = attribution.agreement_table(maps)
             figure = attribution_figures.agreement_figure(agreement, labels, "agreement between models")
             st.plotly_chart(figure, key=f"agree_{method}")
 
@@ -175,8 +175,9 @@ st.dataframe(table, hide_index=True, column_config={
 if len(methods) > 1:
     with st.expander("Agreement between methods"):
         for label in shown:
-            maps = {attribution.LABELS[m]: results[(label, m)].map for m in methods if (label, m) in results}
-            table_values = attribution_metrics.agreement_table(maps)
+            maps = {attribution.method_label(m): results[(label, m)].map
+                    for m in methods if (label, m) in results}
+            table_values = attribution.agreement_table(maps)
             st.plotly_chart(attribution_figures.agreement_figure(table_values, list(maps), label),
                             key=f"methods_{label}")
 

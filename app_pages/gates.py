@@ -19,9 +19,9 @@ ACCURACY = "gates_accuracy"  # session_state: (request key, DataFrame) of the la
 
 def _gated_sources() -> list[ModelSource]:
     """GSM/GSF models: those chosen in the sidebar first, then the demo ones not chosen."""
-    chosen = [s for s in shared.chosen_models() if s.scheme in shared.GATED]
+    chosen = [s for s in shared.chosen_models() if shared.is_gated(s)]
     paths = {s.path for s in chosen}
-    return chosen + [s for s in demo_model_sources() if s.scheme in shared.GATED and s.path not in paths]
+    return chosen + [s for s in demo_model_sources() if shared.is_gated(s) and s.path not in paths]
 
 
 st.title("Gates & Shifts")

@@ -57,13 +57,7 @@ st.title("Models")
 st.caption("The chosen models side by side: what each costs, how it mixes time, how it trained, "
            "what it gets right, and what it says about the chosen clip.")
 
-sources = shared.chosen_models()
-if not sources:
-    st.info("Choose one or more models in the sidebar.", icon=":material/arrow_back:")
-    st.stop()
-loaded = shared.load_chosen(sources)
-if not loaded:
-    st.stop()
+loaded = shared.chosen_and_loaded()
 summaries = shared.summaries(loaded)
 table = zoo.scheme_table(summaries, shared.complexity_tables(summaries))
 
@@ -78,14 +72,20 @@ left.plotly_chart(figures.cost_figure(table))
 right.plotly_chart(figures.accuracy_cost_figure(table))
 
 st.header("How each scheme mixes time", divider="gray")
-specs = {s.spec.scheme: s.spec for s in summaries}
+specs = {s.spec.scheme: s.spec for s in summaries if s.spec.scheme in SCHEMES}
+drawn = st.multiselect("Schemes to draw", list(SCHEMES), default=list(specs), key="models_schemes",
+                       format_func=lambda name: f"{SCHEMES[name].title} ({name})",
+                       help="Every scheme of the scheme table; the chosen models' schemes are preselected "
+                            "(drawn with their own options).")
 costs = {
     row.scheme: f"FLOPs ×{row.flops_vs_tsn:.2f} · params ×{row.params_vs_tsn:.2f}"
     for row in table.drop_duplicates("scheme").itertuples()
     if pd.notna(row.flops_vs_tsn)
 }
-routings = [scheme_routing(scheme, options=spec.options) for scheme, spec in specs.items()]
-st.plotly_chart(figures.scheme_diagram(routings, costs))
+routings = [scheme_routing(scheme, options=specs[scheme].options if scheme in specs else None)
+            for scheme in drawn]
+if routings:
+    st.plotly_chart(figures.scheme_diagram(routings, costs))
 st.caption("Each grid is one block: for each slice of the output channels at frame *t* (rows), which "
            "input frames it is made from (columns) and how. 2D schemes: the temporal operator run before "
            "the block's 2D convs; 3D schemes: the block's convolution. Stacking blocks widens the reach.")
@@ -94,7 +94,7 @@ with st.expander("The schemes in words"):
         pd.DataFrame([
             {"scheme": s.name, "title": s.title, "kind": s.kind, "what mixes time": s.mixes_time,
              "cost": s.cost, "paper": s.paper}
-            for s in (SCHEMES[name] for name in specs if name in SCHEMES)
+            for s in (SCHEMES[name] for name in drawn)
         ]),
         hide_index=True,
     )

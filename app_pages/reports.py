@@ -46,13 +46,13 @@ if temporal_result is not None:
     models = ", ".join(dict.fromkeys(result.results["model"])) if not result.results.empty else "-"
     if st.checkbox(f"This session's temporal test ({models}; {result.results['video'].nunique()} videos)",
                    value=True, key="reports_temporal"):
-        sections.append(report_sections.temporal_section(result, "temporal", "this app session"))
+        sections.append(report_sections.temporal_section(result, "temporal-test", "this app session"))
         labels.append(f"temporal:{result.run.get('started', '')}")
 else:
     st.caption("No temporal test run in this session yet (page *Temporal reasoning*).")
 
 clip = shared.chosen_clip()
-gated = [s for s in shared.chosen_models() if s.scheme in shared.GATED]
+gated = [s for s in shared.chosen_models() if shared.is_gated(s)]
 if gated and clip is not None:
     source = gated[0]
     if st.checkbox(f"Gates & shifts of {source.label} on {clip.label}", value=False, key="reports_gates"):

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from analysis.gates import GateReport, gate_report, probe_mask
+from analysis.gates import GateReport, gate_report
 from analysis.zoo import (
     ModelSummary,
     Prediction,
@@ -24,9 +24,12 @@ from analysis.zoo import complexity_table as zoo_complexity
 from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp
 from workbench.demo import TEST_SEED, demo_probe_dir
 from workbench.device import prepare_model, resolve_device
-from workbench.evaluate import EvaluationError, evaluate_model
-from workbench.models import CheckpointError, load_model
-from workbench.video import VideoError, video_info
+from workbench.errors import CheckpointError, DatasetError, VideoError
+from workbench.evaluate import evaluate_model
+from workbench.masks import probe_mask
+from workbench.models import SCHEMES, load_model
+from workbench.probe import mask_path
+from workbench.video import video_info
 
 # Errors whose message is for the user; anything else is our bug and should show as one.
 # ValueError/KeyError/TypeError: a checkpoint whose spec names an unknown scheme or backbone.
@@ -35,7 +38,12 @@ VIDEO_ERRORS = (VideoError, OSError, ValueError)
 
 CHOSEN_MODELS = "chosen_models"  # session_state key: list[ModelSource] picked in the sidebar
 CHOSEN_CLIP = "chosen_clip"  # session_state key: ClipSource | None picked in the sidebar
-GATED = ("gsm", "gsf")  # the schemes with gates
+
+
+def is_gated(source: ModelSource) -> bool:
+    """True for a model of a scheme with gates (the scheme table says which)."""
+    row = SCHEMES.get(source.scheme or "")
+    return row is not None and row.gated
 
 
 def error_message(err: BaseException) -> str:
@@ -84,13 +92,20 @@ def _prediction(path: str, stamp: str, video: str, video_stamp: str) -> Predicti
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _gate_report(path: str, stamp: str, video: str, video_stamp: str) -> GateReport:
+def _gate_report(path: str, stamp: str, video: str, video_stamp: str, mask_stamp: str) -> GateReport:
     return gate_report(_load_model(path, stamp), video, probe_mask(video))
 
 
+def _mask_stamp(video: str) -> str:
+    """The stamp of a probe clip's mask file ('' without one): the gate report depends on it too."""
+    mask = mask_path(Path(video).parent.parent, video)
+    return file_stamp(mask) if mask.is_file() else ""
+
+
 def gates_on_clip(source: ModelSource, clip: ClipSource) -> GateReport:
-    """Every gate analysis of a GSM/GSF model on a clip (cached per file versions)."""
-    return _gate_report(source.path, file_stamp(source.path), clip.path, file_stamp(clip.path))
+    """Every gate analysis of a gated model on a clip (cached per model, clip and mask file versions)."""
+    return _gate_report(source.path, file_stamp(source.path), clip.path, file_stamp(clip.path),
+                        _mask_stamp(clip.path))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -133,6 +148,18 @@ def load_chosen(sources: list[ModelSource]) -> list[tuple[ModelSource, torch.nn.
     return loaded
 
 
+def chosen_and_loaded() -> list[tuple[ModelSource, torch.nn.Module]]:
+    """The sidebar's models, loaded; the page stops with a hint when there are none to show."""
+    sources = chosen_models()
+    if not sources:
+        st.info("Choose one or more models in the sidebar.", icon=":material/arrow_back:")
+        st.stop()
+    loaded = load_chosen(sources)
+    if not loaded:
+        st.stop()
+    return loaded
+
+
 def probe_classes(probe: Path) -> list[str]:
     """Class names of a probe folder (classes.json), empty when it has none."""
     meta = probe / "classes.json"
@@ -152,7 +179,7 @@ def probe_metrics(source: ModelSource, model: torch.nn.Module) -> tuple[dict[str
     try:
         metrics = _probe_evaluation(source.path, file_stamp(source.path), str(probe),
                                     file_stamp(probe / "labels.csv"))
-    except (EvaluationError, *VIDEO_ERRORS, FileNotFoundError) as err:
+    except (DatasetError, *VIDEO_ERRORS, FileNotFoundError) as err:
         return None, f"not scored: {error_message(err)}"
     return metrics, f"shipped probe clips ({metrics['clips']} clips)"
 

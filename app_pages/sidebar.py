@@ -17,7 +17,7 @@ from workbench.app_state import (
     unique_label,
     video_path,
 )
-from workbench.cli import UserError
+from workbench.errors import UserError
 from workbench.model_options import parse_model_options
 from workbench.models import load_model, save_model
 from workbench.video import VIDEO_EXTENSIONS
@@ -154,8 +154,12 @@ def _clip() -> ClipSource | None:
     clip: ClipSource | None = None
     if origin == PROBE:
         by_label = {c.label: c for c in probe}
+        linked = st.query_params.get("clip")  # a link may name the clip: /gates?clip=move_left_00000
+        if "probe_clip" not in st.session_state and linked in by_label:
+            st.session_state["probe_clip"] = linked
         label = st.selectbox("Probe clip", list(by_label), key="probe_clip",
-                             format_func=_clip_name)
+                             format_func=_clip_name,
+                             help="A link can pick it too: add ?clip=<name> to a page's address.")
         clip = by_label[label] if label else None
     elif origin == UPLOAD:
         upload = st.file_uploader("Upload a video", type=sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS),

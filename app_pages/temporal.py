@@ -11,25 +11,16 @@ from pathlib import Path
 import streamlit as st
 
 from analysis import temporal, temporal_figures
-from analysis.perturb import ORDER_ONLY, PERTURBATIONS
+from analysis.perturb import PERTURBATIONS, order_only_names
 from app_pages import shared
 from workbench.app_state import file_stamp
 from workbench.demo import demo_probe_dir
-from workbench.video import VideoError
+from workbench.errors import UserError, VideoError
 
 RESULT = "temporal_result"  # session_state: (request key, ExperimentResult) of the last dataset run
 CLIP_RESULT = "temporal_clip_result"  # session_state: (request key, ClipOrders) of the last clip run
 DATASET, CLIP = "A dataset", "The chosen clip"
 PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
-DESCRIPTIONS = {
-    "original": "the clip as the model samples it",
-    "shuffle": "frames in a random order",
-    "reverse": "played backwards",
-    "freeze": "one frame repeated: appearance without motion",
-    "local_swap": "neighbouring frames swapped in pairs",
-    "block_shuffle": "blocks of frames in a random order",
-    "sweep": "random orders at set Kendall-tau distances from the original (0 to 1)",
-}
 
 st.title("Temporal reasoning")
 st.caption("Does a model use frame order? Play its clips shuffled, reversed, frozen or partly reordered "
@@ -37,13 +28,7 @@ st.caption("Does a model use frame order? Play its clips shuffled, reversed, fro
            "reordering; a model that reads time loses accuracy, and on a reversed clip of a "
            "mirror-pair class (move left / move right) it should answer the mirror class.")
 
-sources = shared.chosen_models()
-if not sources:
-    st.info("Choose one or more models in the sidebar.", icon=":material/arrow_back:")
-    st.stop()
-loaded = shared.load_chosen(sources)
-if not loaded:
-    st.stop()
+loaded = shared.chosen_and_loaded()
 models = {source.label: model for source, model in loaded}
 checkpoints = {source.label: source.path for source, _ in loaded}
 
@@ -52,7 +37,7 @@ left, right = st.columns([3, 2])
 perturbations = left.multiselect(
     "Perturbations", list(PERTURBATIONS), default=list(PERTURBATIONS), key="temporal_perturbations",
     format_func=lambda name: name.replace("_", " "),
-    help="; ".join(f"**{name}**: {text}" for name, text in DESCRIPTIONS.items()),
+    help="; ".join(f"**{name}**: {row.description}" for name, row in PERTURBATIONS.items()),
 )
 permutations = right.number_input("Random draws per perturbation", 1, 20, 3, key="temporal_permutations",
                                   help="Shuffle, freeze, block shuffle and each sweep level are drawn "
@@ -179,7 +164,7 @@ if target == DATASET:
             result = temporal.run_experiment(models, data, config, checkpoints=checkpoints, progress=report,
                                              command="app: Temporal reasoning page")
             st.session_state[RESULT] = (_request_key(data), result)
-        except (temporal.ExperimentError, FileNotFoundError, VideoError, ValueError) as err:
+        except (UserError, FileNotFoundError, ValueError) as err:
             st.error(shared.error_message(err), icon=":material/error:")
         bar.empty()
     stored = st.session_state.get(RESULT)
@@ -207,4 +192,6 @@ else:
             st.error(shared.error_message(err), icon=":material/error:")
             st.stop()
     _show_clip_result(st.session_state[CLIP_RESULT][1])
-    st.caption("Order-only perturbations (" + ", ".join(ORDER_ONLY) + ") keep every frame; freeze does not.")
+    kept = order_only_names()
+    st.caption(f"Order-only perturbations ({', '.join(kept)}) keep every frame; the others "
+               f"({', '.join(p for p in PERTURBATIONS if p not in kept)}) do not.")

@@ -15,13 +15,6 @@ from analysis.attribution import (
     METHODS,
     attribute,
     class_probabilities,
-    display_frames,
-    temporal_profile,
-    temporal_spread,
-)
-from analysis.attribution_metrics import (
-    bootstrap_interval,
-    clip_mask,
     deletion_insertion,
     localisation,
     randomization_check,
@@ -29,9 +22,14 @@ from analysis.attribution_metrics import (
     rank_correlation,
     score_dataset,
     summarize_scores,
+    temporal_profile,
+    temporal_spread,
 )
+from analysis.statistics import bootstrap_interval
 from tests.conftest import randomize
 from workbench.demo import demo_checkpoints, demo_probe_dir
+from workbench.display import display_frames
+from workbench.masks import clip_mask
 from workbench.models.spec import ModelSpec
 from workbench.probe import load_mask
 from workbench.video import load_clip, sample_indices
@@ -113,18 +111,26 @@ def test_temporal_ablation_is_flat_on_a_frozen_clip_for_tsn() -> None:
 
 def test_temporal_ablation_puts_all_credit_on_the_only_informative_frame() -> None:
     # Known answer: frames equal to the baseline change nothing when ablated; only frame 2 carries signal.
+    # FeatureAblation runs the ablated clips in one batch and the original alone: on some CPUs the two
+    # batch shapes take different kernels (measured on an Intel Xeon: 1.1e-5 of the logits), so "nothing"
+    # is judged against the logits' scale, never as an exact zero.
     model = tiny("tsn", seed=6)
     clip = torch.zeros(1, FRAMES, 3, SIZE, SIZE)
     clip[0, 2] = torch.randn(3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
-    logit = int(torch.argmax(model(clip)))
+    logits = model(clip)
+    logit = int(torch.argmax(logits))
+    tolerance = 1e-4 * float(logits.abs().max())  # ~10x the kernel differences seen across CPUs
     result = attribute(model, clip, "temporal_ablation", target=logit)
+    credit = result.signed_map[:, 0, 0]
+    assert abs(credit[2]) > 100 * tolerance  # frame 2 matters...
+    assert np.abs(np.delete(credit, 2)).max() <= tolerance  # ...and no other frame does
     profile = temporal_profile(result.signed_map)
-    assert profile[2] == pytest.approx(1.0)
-    assert temporal_spread(profile) == pytest.approx(0.0, abs=1e-9)
+    assert profile[2] == pytest.approx(1.0, abs=1e-3)
+    assert temporal_spread(profile) < 0.01
     # frame blocks: frames (2, 3) form one feature, so both carry the same (whole) credit
     blocks = attribute(model, clip, "temporal_ablation", target=logit, block=2)
     assert blocks.signed_map[2, 0, 0] == pytest.approx(blocks.signed_map[3, 0, 0])
-    assert blocks.signed_map[0, 0, 0] == 0.0
+    assert abs(blocks.signed_map[0, 0, 0]) <= tolerance
 
 
 def test_temporal_spread_known_values() -> None:
@@ -227,10 +233,10 @@ def test_trained_model_attributions_land_on_the_object(trained: torch.nn.Module)
 
 def test_bootstrap_interval_brackets_the_mean() -> None:
     values = np.random.default_rng(0).normal(1.0, 0.5, size=200)
-    low, high = bootstrap_interval(values, reps=500, seed=1)
+    low, high = bootstrap_interval(values, 500, seed=1)
     assert low < values.mean() < high
     assert high - low == pytest.approx(2 * 1.96 * 0.5 / np.sqrt(200), rel=0.25)
-    assert bootstrap_interval(values, reps=500, seed=1) == (low, high)
+    assert bootstrap_interval(values, 500, seed=1) == (low, high)
     assert np.isnan(bootstrap_interval([float("nan")])[0])
 
 
@@ -261,7 +267,7 @@ def cli(monkeypatch):
     """workbench.cli.main, with the attribution command registered."""
     import workbench.cli as cli_module
 
-    assert "workbench.commands_attribution" in cli_module.COMMAND_MODULES
+    assert "workbench.cli.attribute" in cli_module.COMMAND_MODULES
     return cli_module.main
 
 
@@ -281,7 +287,7 @@ def test_cli_attributes_a_video(cli, trained, tmp_path: Path, capsys) -> None:
     results = pd.read_parquet(run / "results.parquet")
     assert np.isclose(sum(json.loads(results["profile"][0])), 1.0, atol=1e-3)
     meta = json.loads((run / "run.json").read_text())
-    assert meta["checkpoints"][0]["sha256"] == wb.file_sha256(checkpoint)
+    assert meta["kind"] == "attribute" and meta["models"][0]["sha256"] == wb.file_sha256(checkpoint)
     assert {"torch", "captum", "decord", "workbench"} <= set(meta["versions"])
     assert (run / "figures" / "saliency_grid.html").is_file()
     assert summary["sanity_rank_corr"].notna().any()

@@ -12,11 +12,10 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import app_pages
-from analysis.attribution import attribute
-from analysis.attribution_metrics import clip_mask, localisation
-from analysis.gates import probe_mask
+from analysis.attribution import attribute, localisation
 from workbench.app_state import probe_clips
 from workbench.demo import demo_checkpoints
+from workbench.masks import clip_mask, probe_mask
 from workbench.models import load_model
 from workbench.video import load_clip
 

@@ -113,7 +113,7 @@ def test_two_ranks_give_the_single_process_rows(probe: Path, single: Path, tmp_p
     assert [m["rank"] for m in info["peak_memory"]["ranks"]] == [0, 1]
     assert all(m["max_rss_mib"] > 50 for m in info["peak_memory"]["ranks"])  # torch alone is more
     single_info = json.loads((single / "run.json").read_text())
-    assert info["experiment"] == single_info["experiment"]  # so either may resume the other
+    assert info["identity"] == single_info["identity"]  # so either may resume the other
 
 
 def rank_pid(parent: int, rank: int) -> int | None:

@@ -1,4 +1,4 @@
-"""analysis.gates / analysis.shifts / `gates` CLI on real models, real decoded probe clips."""
+"""analysis.gates (capture, routing, alignment, interventions) and the `gates` CLI, on decoded probe clips."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis import gates, shifts
+from analysis import gates
 from analysis.gates import GateRun, LayerGates
 from tests.conftest import randomize
 from workbench import build_model, load_clip, load_model, probe, save_model
 from workbench.demo import demo_checkpoints, demo_probe_dir
+from workbench.display import display_frames
+from workbench.masks import clip_coverage, probe_mask
 from workbench.models.temporal import shift_time
+from workbench.video import sample_indices
 
 FRAMES, SIZE = 8, 32
 PROBE_SPEC = {"class_names": probe.class_names(), "mirror_of": probe.mirror_table(),
@@ -71,7 +74,7 @@ def test_gsm_output_is_rebuilt_from_captured_gates_with_the_documented_direction
     video = demo_probe_dir() / "move_left" / "move_left_00000.mp4"
     run = gates.capture_gates(model, load_clip(video, model.spec))
     for layer in run.layers:
-        back, fwd = shifts.gate_weights(layer)
+        back, fwd = gates.gate_weights(layer)
         x = layer.before
         rebuilt = (1 - back - fwd) * x + shift_time(back * x, -1) + shift_time(fwd * x, 1)
         assert torch.allclose(rebuilt, layer.after, atol=1e-5), layer.name
@@ -87,7 +90,7 @@ def test_zero_gate_weights_give_zero_gates_and_all_kept(probe_clip) -> None:
     for layer in run.layers:
         assert torch.count_nonzero(layer.gates) == 0
         assert torch.equal(layer.after, layer.before)
-    routing = shifts.gate_routing(run)
+    routing = gates.gate_routing(run)
     assert (routing["kept_share"] == 1.0).all() and (routing["moved_share"] == 0.0).all()
     stats = gates.gate_statistics(run)
     assert (stats["abs_mean"] == 0).all() and (stats["positive_share"] == 0).all()
@@ -102,7 +105,7 @@ def test_routing_fractions_on_a_known_gate() -> None:
     x = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1, 1).expand(1, 3, 2, 1, 1).contiguous()
     g = torch.zeros(1, 2, 3, 1, 1)
     g[:, 0] = 0.5
-    table = shifts.gate_routing(_synthetic(x, g)).set_index("time")
+    table = gates.gate_routing(_synthetic(x, g)).set_index("time")
     # frame t keeps (0.5 x_t)^2 of channel 0 and x_t^2 of channel 1, receives (0.5 x_t+1)^2
     kept = np.array([0.25 * 1 + 1, 0.25 * 4 + 4, 0.25 * 9 + 9])
     from_next = np.array([0.25 * 4, 0.25 * 9, 0.0])
@@ -113,10 +116,10 @@ def test_routing_fractions_on_a_known_gate() -> None:
     # the forward group with gate -1: (1-(-1)) x kept, (-x)^2 sent forward
     g2 = torch.zeros(1, 2, 3, 1, 1)
     g2[:, 1] = -1.0
-    table2 = shifts.gate_routing(_synthetic(x, g2)).set_index("time")
+    table2 = gates.gate_routing(_synthetic(x, g2)).set_index("time")
     np.testing.assert_allclose(table2["kept_energy"], [1 + 4, 4 + 16, 9 + 36])
     np.testing.assert_allclose(table2["from_prev_energy"], [0, 1, 4])
-    grid = shifts.channel_time(x, *shifts.gate_weights(_synthetic(x, g).layers[0]))
+    grid = gates.channel_time(x, *gates.gate_weights(_synthetic(x, g).layers[0]))
     np.testing.assert_allclose(grid, [[-0.25] * 3, [0.0] * 3])  # channel 0: a quarter sent back
 
 
@@ -124,7 +127,7 @@ def test_tsm_routing_is_the_fixed_fold_pattern() -> None:
     # uniform features: energy shares equal channel shares fold/C
     x = torch.ones(1, 4, 16, 2, 2)
     run = _synthetic(x, torch.zeros(1, 2, 4, 2, 2))
-    table = shifts.tsm_routing(run).set_index("time")
+    table = gates.tsm_routing(run).set_index("time")
     np.testing.assert_allclose(table.loc[1, ["kept_share", "from_prev_share", "from_next_share"]],
                                [12 / 16, 2 / 16, 2 / 16])
     np.testing.assert_allclose(table.loc[0, ["kept_share", "from_prev_share", "from_next_share"]],
@@ -137,7 +140,7 @@ def test_real_tsm_routing_matches_its_output(probe_clip) -> None:
 
     model = _model("tsm", seed=5)
     clip = probe_clip[1]
-    table = shifts.model_routing(model, clip)
+    table = gates.model_routing(model, clip)
     name, op = model.temporal_ops()[0]
     with torch.no_grad(), capture(model, [name]) as seen:
         model(clip)
@@ -229,17 +232,17 @@ def test_clip_mask_and_frames_follow_the_clip_geometry(tiny_probe: Path) -> None
     video = tiny_probe / "grow" / "grow_00001.mp4"
     spec = _model("gsm").spec
     mask = probe.load_mask(tiny_probe, video)
-    picked = gates.clip_indices(video, spec)
-    cover = gates.clip_mask(mask, video, spec)
+    picked = sample_indices(mask.shape[0], spec.frames)
+    cover = clip_coverage(mask, spec)
     assert cover.shape == (FRAMES, SIZE, SIZE)
     np.testing.assert_allclose(cover.numpy(), mask[picked].astype(np.float32), atol=1e-6)  # same size
-    frames = gates.display_frames(video, spec)
+    frames = display_frames(load_clip(video, spec), spec)
     assert frames.shape == (FRAMES, SIZE, SIZE, 3) and frames.dtype == np.uint8
-    assert gates.probe_mask(video) is not None and gates.probe_mask(Path("/nonexistent/a/b.mp4")) is None
+    assert probe_mask(video) is not None and probe_mask(Path("/nonexistent/a/b.mp4")) is None
 
 
 def test_non_gated_model_is_refused(probe_clip) -> None:
-    with pytest.raises(ValueError, match="no GSM/GSF gates"):
+    with pytest.raises(ValueError, match="model has no gates"):
         gates.capture_gates(_model("tsm"), probe_clip[1])
 
 
@@ -249,24 +252,31 @@ def test_cli_exports_tables_figures_and_run_json(
 ) -> None:
     from workbench import cli
 
-    assert "workbench.commands_gates" in cli.COMMAND_MODULES
+    assert "workbench.cli.gates" in cli.COMMAND_MODULES
     ckpt = save_model(_model("gsm", seed=1), tmp_path / "gsm.pt")
     video = tiny_probe / "move_up" / "move_up_00002.mp4"
     out = tmp_path / "run"
     assert cli.main(["gates", str(ckpt), str(video), "--out", str(out), "--data", str(tiny_probe),
                      "--max-clips", "4"]) == 0
     run = json.loads((out / "run.json").read_text())
-    assert run["checkpoint"]["sha256"] and run["mask"] == "probe mask next to the clip"
-    assert run["dataset"]["fingerprint"] and run["versions"]["torch"]
+    assert run["kind"] == "gates" and run["format"] == "gate-shift-workbench-run" and run["version"] == 1
+    assert run["models"][0]["sha256"] and run["options"]["mask"] == "probe mask next to the clip"
+    assert run["dataset"]["fingerprint"] and run["versions"]["torch"] and run["status"] == "complete"
     results = pd.read_parquet(out / "results.parquet")
     assert len(results) == 4 * 2 * FRAMES  # layers x groups x frames
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 4 and summary["gate_in_mask_share"].between(0, 1).all()
-    for name in run["figures"]:
-        html = (out / f"{name}.html").read_text()
+    for name in run["outputs"]["figures"]:
+        html = (out / "figures" / f"{name}.html").read_text()
         assert 'src="plotly.min.js"' in html and len(html) < 1_500_000  # plotly.js shared, not inlined
-    assert set(run["figures"]) >= {"gate_overlay", "routing_heatmap", "channel_time", "alignment",
-                                   "interventions", "intervention_accuracy"}
+    assert set(run["outputs"]["figures"]) >= {"gate_overlay", "routing_heatmap", "channel_time", "alignment",
+                                              "interventions", "intervention_accuracy"}
+    # the raw gates of every layer, as the capture gives them
+    with np.load(out / "gates.npz") as saved:
+        layers = [name for name, _ in gates.gated_ops(load_model(ckpt))]
+        assert sorted(saved.files) == sorted(layers)
+        assert all(saved[name].shape[:3] == (1, 2, FRAMES) for name in layers)
+        assert all(np.abs(saved[name]).max() <= 1 for name in layers)
     tsm_ckpt = save_model(_model("tsm"), tmp_path / "tsm.pt")
     assert cli.main(["gates", str(tsm_ckpt), str(video), "--out", str(tmp_path / "no")]) == 2
-    assert "no GSM/GSF gates" in capsys.readouterr().err
+    assert "tsm model has no gates" in capsys.readouterr().err

@@ -82,9 +82,9 @@ def test_fresh_gsm_starts_as_its_no_shift_network() -> None:
 @pytest.mark.parametrize("fraction", [1 / 8, 1 / 4])
 def test_tsm_shift_moves_exactly_the_documented_channel_fractions(fraction: float) -> None:
     frames, channels = 5, 16
-    op = TemporalShift(channels, frames, fraction)
+    op = TemporalShift(channels, fraction)
     x = torch.arange(2 * frames * channels * 2 * 2, dtype=torch.float32).view(2 * frames, channels, 2, 2)
-    y = op(x).view(2, frames, channels, 2, 2)
+    y = op(x, frames=frames).view(2, frames, channels, 2, 2)
     x5 = x.view(2, frames, channels, 2, 2)
     fold = int(channels * fraction)
     # backward group: frame t holds frame t+1, last frame zero
@@ -117,12 +117,12 @@ def test_fast_gate_conv_equals_a_grouped_conv3d() -> None:
 
 def test_gsm_routes_gated_features_by_group() -> None:
     """Gate +1 everywhere: group 0 moves fully backward in time, group 1 forward."""
-    op = GateShift(8, frames=4, gate_groups=2)
+    op = GateShift(8, gate_groups=2)
     op.eval()
     with torch.no_grad():
         op.conv3D.bias.fill_(100.0)  # tanh(100) = 1
     x = torch.randn(4, 8, 3, 3)
-    y = op(x).view(1, 4, 8, 3, 3)
+    y = op(x, frames=4).view(1, 4, 8, 3, 3)
     x5 = x.view(1, 4, 8, 3, 3)
     assert torch.allclose(y[:, :, :4], shift_time(x5[:, :, :4], -1), atol=1e-6)
     assert torch.allclose(y[:, :, 4:], shift_time(x5[:, :, 4:], 1), atol=1e-6)
@@ -156,7 +156,7 @@ def test_gsf_channel_ratio_leaves_the_rest_untouched() -> None:
     model = randomize(wb.build_model("gsf", backbone="resnet-tiny", num_classes=3, gsf_channel_ratio=50))
     _, op = model.temporal_ops()[0]
     x = torch.randn(8, op.total_channels, 4, 4)
-    y = op(x)
+    y = op(x, frames=8)
     assert torch.equal(y[:, op.channels :], x[:, op.channels :])
     assert not torch.equal(y[:, : op.channels], x[:, : op.channels])
 
@@ -231,9 +231,9 @@ def test_gated_shift_gradients_are_exact(scheme: str) -> None:
     _, op = model.temporal_ops()[0]
     op = op.double().eval()
     x = torch.randn(2 * 4, op.channels, 3, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(op, (x,), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(lambda v: op(v, frames=4), (x,), eps=1e-6, atol=1e-6)
     weight = op.conv3D.weight
-    assert torch.autograd.gradcheck(lambda w: torch.func.functional_call(op, {"conv3D.weight": w}, (x,)),
+    assert torch.autograd.gradcheck(lambda w: torch.func.functional_call(op, {"conv3D.weight": w}, (x, 4)),
                                     (weight.detach().clone().requires_grad_(True),), eps=1e-6, atol=1e-6)
 
 

@@ -14,10 +14,10 @@ import torch
 
 from tests.test_official import reference, release_dict
 from workbench import load_model, save_model
-from workbench.cli import UserError
 from workbench.demo import demo_probe_dir
+from workbench.errors import CheckpointError, UserError
 from workbench.model_options import parse_model_options
-from workbench.models.checkpoint import CheckpointError, read_checkpoint
+from workbench.models.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # the GSM BN-Inception release as GSM's training script saves it, renamed so nothing encodes frames

@@ -104,17 +104,17 @@ def _load_offline(html_path: Path, screenshot: Path | None) -> dict:
 def test_report_of_all_three_analyses_renders_offline_in_chromium(runs, tmp_path):
     report = build_report([runs["temporal"], runs["gates"], runs["attribution"]], title="demo report")
     kinds = [s.kind for s in report.sections]
-    assert kinds == ["temporal", "gates", "attribution"]
+    assert kinds == ["temporal-test", "gates", "attribute"]
     names = figure_names(report)
     # the page's figures: accuracy bars, sensitivity heatmaps, reverse confusion, gate maps, attribution grid
-    for expected in ("temporal-1/accuracy", "temporal-1/sensitivity_shuffle", "temporal-1/reverse_gsm",
-                     "gates-1/gate_overlay", "gates-1/routing_heatmap", "attribution-1/saliency_grid",
-                     "attribution-1/saliency_profile"):
+    for expected in ("temporal-test-1/accuracy", "temporal-test-1/sensitivity_shuffle",
+                     "temporal-test-1/reverse_gsm", "gates-1/gate_overlay", "gates-1/routing_heatmap", "attribute-1/saliency_grid",
+                     "attribute-1/saliency_profile"):
         assert expected in names
     assert set(report.models["model"]) == {"tsn", "gsm"}
     gsm = report.models.set_index("model").loc["gsm"]
     assert gsm["scheme"] == "gsm" and gsm["params"] > 0 and gsm["gflops"] > 0 and 0 < gsm["accuracy"] <= 1
-    assert "gates-1" in gsm["used_in"] and "temporal-1" in gsm["used_in"]
+    assert "gates-1" in gsm["used_in"] and "temporal-test-1" in gsm["used_in"]
     path = tmp_path / "report.html"
     path.write_text(render_html(report))
     html = path.read_text()
@@ -166,7 +166,7 @@ def test_zip_tables_reload_into_the_same_dataframes(runs, tmp_path):
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
         assert "report.html" in names and "provenance/report.json" in names
-        assert any(n.startswith("maps/attribution-1/") and n.endswith(".npz") for n in names)
+        assert any(n.startswith("maps/attribute-1/") and n.endswith(".npz") for n in names)
         for section in report.sections:
             for table in section.tables:
                 stem = f"tables/{section.key}/{table.name}"
@@ -175,7 +175,7 @@ def test_zip_tables_reload_into_the_same_dataframes(runs, tmp_path):
                 expected = pd.read_csv(io.StringIO(table.frame.to_csv(index=False)))
                 pd.testing.assert_frame_equal(from_csv, expected)
     pd.testing.assert_frame_equal(tables["tables/models"], report.models)
-    results = tables["tables/temporal-1/results"]
+    results = tables["tables/temporal-test-1/results"]
     assert len(results) == len(pd.read_parquet(runs["temporal"] / "results.parquet"))
 
 
@@ -217,9 +217,10 @@ def test_report_cli_writes_html_and_zip_and_rejects_bad_input(runs, tmp_path):
 
 
 def test_load_section_recognises_each_kind(runs):
-    for kind, path in runs.items():
+    kinds = {"temporal": "temporal-test", "gates": "gates", "attribution": "attribute"}  # run.json's `kind`
+    for name, path in runs.items():
         section = load_section(path)
-        assert section.kind == kind and section.figures and section.tables and section.provenance
+        assert section.kind == kinds[name] and section.figures and section.tables and section.provenance
 
 
 def test_reports_page_builds_a_report_from_a_run_directory(runs):

@@ -16,23 +16,21 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.perturb import ORDER_ONLY
+from analysis.perturb import order_only_names
+from analysis.statistics import bootstrap_interval, mcnemar_p, sign_flip_p
 from analysis.temporal import (
     ExperimentConfig,
-    ExperimentError,
-    bootstrap_interval,
     clip_orders,
-    load_run,
-    mcnemar_p,
+    load_result,
     run_experiment,
-    sign_flip_p,
     sweep_curve,
 )
 from tests.conftest import randomize
 from workbench import build_model, file_sha256, load_model, save_model
-from workbench.commands_temporal import main as temporal_main
+from workbench.cli.temporal import main as temporal_main
 from workbench.datasets import open_dataset
 from workbench.demo import demo_checkpoints
+from workbench.errors import AnalysisError
 from workbench.probe import class_kinds, class_names, mirror_table, write_probe_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +77,7 @@ def assert_order_blind(results: pd.DataFrame, model: str) -> None:
     """Every order-only perturbation leaves the model's output unchanged (up to float noise)."""
     rows = results[results["model"] == model]
     original = rows[rows["perturbation"] == "original"].set_index("video_index")
-    reordered = rows[rows["perturbation"].isin(ORDER_ONLY)]
+    reordered = rows[rows["perturbation"].isin(order_only_names())]
     assert len(reordered) > 0
     assert not reordered["flip"].any()
     assert reordered["kl"].max() < 1e-5
@@ -101,7 +99,7 @@ def test_tsn_ignores_every_reordering_but_not_freezing(tiny_probe: Path) -> None
     assert_order_blind(result.results, "tsn")
     assert (result.results["scheme"] == result.results["model"]).all()  # one input group, own specs
     summary = result.summary.set_index(["model", "perturbation"])
-    for perturbation in ORDER_ONLY:
+    for perturbation in order_only_names():
         assert (summary.loc[("tsn", perturbation), "change"] == 0).all()
     # the test can fail: freezing removes motion and changes TSN's input, and TSM reads order
     tsn = result.results[result.results["model"] == "tsn"]
@@ -215,12 +213,14 @@ def test_run_directory_contract(tiny_probe: Path, tmp_path: Path) -> None:
     assert len(result.results) == videos * 6
     assert result.results.groupby("perturbation").size().to_dict() == \
         {"original": videos, "shuffle": 2 * videos, "reverse": videos, "freeze": 2 * videos}
-    back = load_run(tmp_path / "run")
+    back = load_result(tmp_path / "run")
     pd.testing.assert_frame_equal(back.results, result.results)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    (entry,) = run["experiment"]["models"]
-    assert entry["sha256"] == file_sha256(checkpoint)
-    dataset = run["experiment"]["dataset"]
+    assert run["kind"] == "temporal-test" and run["format"] == "gate-shift-workbench-run"
+    (entry,) = run["models"]
+    assert entry["sha256"] == file_sha256(checkpoint) and entry["scheme"] == "tsm"
+    assert run["identity"]["models"][0]["sha256"] == entry["sha256"]
+    dataset = run["dataset"]
     assert dataset["videos"] == videos and len(dataset["fingerprint"]) == 64
     assert run["seeds"] == {"perturbation": 5, "bootstrap": 5}
     assert {"torch", "captum", "decord", "workbench"} <= set(run["versions"])
@@ -237,7 +237,7 @@ def test_run_directory_contract(tiny_probe: Path, tmp_path: Path) -> None:
         probs = models["tsm"](load_clip(tiny_probe / row["video"], models["tsm"].spec)).softmax(1)[0]
     assert row["p_true"] == pytest.approx(float(probs[row["label"]]), abs=1e-5)
     # another experiment in the same directory is refused, not mixed in
-    with pytest.raises(ExperimentError, match="different experiment"):
+    with pytest.raises(AnalysisError, match="different experiment"):
         run_experiment(models, tiny_probe, ExperimentConfig(seed=6), tmp_path / "run",
                        checkpoints={"tsm": checkpoint})
 
@@ -268,7 +268,7 @@ def test_mirror_pairs_from_classes_json_and_plain_class_folders(tiny_probe: Path
 
 
 def _cli(models: list[Path], data: Path, out: Path) -> list[str]:
-    args = [sys.executable, "-m", "workbench.commands_temporal", "--data", str(data), "--out", str(out),
+    args = [sys.executable, "-m", "workbench.cli.temporal", "--data", str(data), "--out", str(out),
             "--perturbations", "shuffle", "reverse", "--permutations", "2", "--chunk-videos", "4",
             "--threads", "1", "--quiet", "--bootstrap", "200"]
     for model in models:
@@ -349,6 +349,6 @@ def test_clip_orders_on_one_real_clip(tiny_probe: Path) -> None:
                                                      "freeze"]
     table = clip.predictions
     assert len(table) == 2 * len(clip.orders)
-    tsn = table[(table["model"] == "tsn") & table["perturbation"].isin(ORDER_ONLY + ("original",))]
+    tsn = table[(table["model"] == "tsn") & table["perturbation"].isin((*order_only_names(), "original"))]
     assert tsn["prediction"].nunique() == 1
     np.testing.assert_allclose(tsn["p_true"], tsn["p_true"].iloc[0], atol=1e-5)

@@ -1,27 +1,9 @@
 """Gate-Shift Workbench: build, load and look inside video action-recognition models."""
 
-from .models import (
-    SCHEMES,
-    CheckpointError,
-    ModelSpec,
-    available_schemes,
-    build_model,
-    file_sha256,
-    load_model,
-    save_model,
-)
-
-__version__ = "0.1.0"
-
-
-def load_clip(video, spec):  # noqa: ANN001 - thin re-export, see workbench.video.load_clip
-    """Decode `video` (path or file object) and preprocess it as `spec` says -> (1, T, 3, H, W)."""
-    from .video import load_clip as _load_clip
-
-    return _load_clip(video, spec)
-
-
-__all__ = [
-    "SCHEMES", "CheckpointError", "ModelSpec", "available_schemes", "build_model",
-    "file_sha256", "load_clip", "load_model", "save_model", "__version__",
-]
+from .demo import demo_checkpoints, demo_probe_dir
+from .errors import CheckpointError, UserError, VideoError
+from .fingerprints import file_sha256
+from .models import SCHEMES, ModelSpec, available_schemes, build_model, load_model, save_model
+from .models.schemes import register_scheme
+from .version import VERSION as __version__
+from .video import load_clip

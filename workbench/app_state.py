@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .demo import demo_checkpoints, demo_manifest, demo_probe_dir
-from .models import CheckpointError
-from .video import VideoError
+from .errors import CheckpointError, VideoError
 
 UPLOAD_DIR_NAME = "gate-shift-workbench-uploads"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -85,28 +84,28 @@ def store_upload(name: str, data: bytes, folder: str | Path | None = None) -> Pa
     return target
 
 
-def checkpoint_path(text: str) -> Path:
-    """A typed checkpoint path, checked to be an existing file (CheckpointError otherwise)."""
+def _typed_path(text: str, error: type[Exception], missing: str, what: str) -> Path:
+    """A path typed into a box, without quotes and with ~ expanded; `error` when empty or missing."""
     cleaned = text.strip().strip('"').strip("'")
     if not cleaned:
-        raise CheckpointError("no checkpoint path given")
+        raise error(f"no {what} path given")
     path = Path(cleaned).expanduser()
     if not path.exists():
-        raise CheckpointError(f"cannot load {cleaned!r}: no such file")
+        raise error(missing.format(name=cleaned))
+    return path
+
+
+def checkpoint_path(text: str) -> Path:
+    """A typed checkpoint path, checked to be an existing file (CheckpointError otherwise)."""
+    path = _typed_path(text, CheckpointError, "cannot load {name!r}: no such file", "checkpoint")
     if path.is_dir():
-        raise CheckpointError(f"cannot load {cleaned!r}: it is a directory, not a checkpoint file")
+        raise CheckpointError(f"cannot load {str(path)!r}: it is a directory, not a checkpoint file")
     return path
 
 
 def video_path(text: str) -> Path:
     """A typed video path (file or frame folder), checked to exist (VideoError otherwise)."""
-    cleaned = text.strip().strip('"').strip("'")
-    if not cleaned:
-        raise VideoError("no video path given")
-    path = Path(cleaned).expanduser()
-    if not path.exists():
-        raise VideoError(f"cannot decode {cleaned!r}: no such file or folder")
-    return path
+    return _typed_path(text, VideoError, "cannot decode {name!r}: no such file or folder", "video")
 
 
 def unique_label(wanted: str, taken: set[str]) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from workbench.errors import DatasetError
 from workbench.models.spec import ModelSpec
 from workbench.video import VIDEO_EXTENSIONS, load_clip
 
@@ -36,7 +37,7 @@ def _read_class_info(folder: Path) -> list[dict[str, Any]] | None:
         return None
     entries = json.loads(path.read_text())["classes"]
     if not all(isinstance(entry, dict) and "name" in entry for entry in entries):
-        raise ValueError(f"{path}: every entry of 'classes' needs a 'name'")
+        raise DatasetError(f"{path}: every entry of 'classes' needs a 'name'")
     return entries
 
 
@@ -79,6 +80,13 @@ class VideoDataset(Dataset[tuple[torch.Tensor, int]]):
         clip = load_clip(item.path, self.spec, train=self.train, rng=self.rng, mode=self.mode)
         return clip[0], item.label
 
+    def relative_name(self, item: VideoItem) -> str:
+        """How runs name an item: its path relative to the dataset root (absolute outside it)."""
+        path = Path(item.path)
+        if self.root is not None and path.is_relative_to(self.root):
+            return str(path.relative_to(self.root))
+        return str(path)
+
     def with_spec(self, spec: ModelSpec, *, train: bool = False, mode: str = "segment") -> VideoDataset:
         """The same items, loading clips for `spec`."""
         return VideoDataset(
@@ -94,7 +102,7 @@ class VideoDataset(Dataset[tuple[torch.Tensor, int]]):
         classes = [c["name"] for c in class_info] if class_info else [p.name for p in folders]
         unknown = [p.name for p in folders if p.name not in classes]
         if unknown:
-            raise ValueError(f"{root}: folders {unknown} are not classes in {CLASSES_FILE}")
+            raise DatasetError(f"{root}: folders {unknown} are not classes in {CLASSES_FILE}")
         items = []
         for folder in folders:
             label = classes.index(folder.name)
@@ -113,7 +121,7 @@ class VideoDataset(Dataset[tuple[torch.Tensor, int]]):
         with csv_path.open(newline="") as handle:
             reader = csv.DictReader(handle)
             if not {"path", "label"} <= set(reader.fieldnames or []):
-                raise ValueError(f"{csv_path}: needs columns path,label, has {reader.fieldnames}")
+                raise DatasetError(f"{csv_path}: needs columns path,label, has {reader.fieldnames}")
             rows = [(row["path"].strip(), row["label"].strip()) for row in reader]
         class_info = _read_class_info(csv_path.parent)
         if class_info:
@@ -145,7 +153,7 @@ class VideoDataset(Dataset[tuple[torch.Tensor, int]]):
             if not fields:
                 continue
             if len(fields) not in (2, 3) or not fields[-1].lstrip("-").isdigit():
-                raise ValueError(f"{list_path}:{number}: expected 'path [num_frames] label': {line!r}")
+                raise DatasetError(f"{list_path}:{number}: expected 'path [num_frames] label': {line!r}")
             rows.append((fields[0], int(fields[-1])))
         category_file = list_path.parent / CATEGORY_FILE
         if classes is None and category_file.is_file():
@@ -155,7 +163,7 @@ class VideoDataset(Dataset[tuple[torch.Tensor, int]]):
         items = []
         for path, label in rows:
             if not 0 <= label < len(classes):
-                raise ValueError(f"{list_path}: label {label} outside {len(classes)} classes")
+                raise DatasetError(f"{list_path}: label {label} outside {len(classes)} classes")
             items.append(VideoItem(_resolve(path, root), label, classes[label]))
         return cls(items, classes, root, **options)
 
@@ -163,7 +171,7 @@ class VideoDataset(Dataset[tuple[torch.Tensor, int]]):
 def _int_label(label: str, classes: list[str], source: Path) -> int:
     if label.isdigit() and int(label) < len(classes):
         return int(label)
-    raise ValueError(f"{source}: label {label!r} is not one of {len(classes)} classes")
+    raise DatasetError(f"{source}: label {label!r} is not one of {len(classes)} classes")
 
 
 def open_dataset(path: str | Path, *, root: str | Path | None = None, **options: Any) -> VideoDataset:
@@ -180,8 +188,8 @@ def open_dataset(path: str | Path, *, root: str | Path | None = None, **options:
     elif path.suffix.lower() in (".txt", ".lst"):
         dataset = VideoDataset.from_list(path, root if root is not None else path.parent, **options)
     else:
-        raise ValueError(f"{path}: not a dataset folder, .csv or .txt list")
+        raise DatasetError(f"{path}: not a dataset folder, .csv or .txt list")
     if not dataset.items:
         # e.g. a Something-v1 frames root: its subfolders are frame folders, not classes.
-        raise ValueError(f"{path}: no videos found (expected {LABELS_FILE} or class subfolders)")
+        raise DatasetError(f"{path}: no videos found (expected {LABELS_FILE} or class subfolders)")
     return dataset

@@ -12,7 +12,6 @@ machines.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,14 +19,10 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import nn
 
-from .cli import UserError
+from .errors import DeviceError
 
 AMP_CHOICES = ("off", "bf16", "fp16")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class DeviceError(UserError):
-    """A device or precision the user asked for cannot be used here (a one-line user error)."""
 
 
 def resolve_device(text: str | None = "auto") -> torch.device:
@@ -71,15 +66,6 @@ def resolve_amp(amp: str | None, device: torch.device) -> torch.dtype | None:
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         raise DeviceError("--amp bf16: this GPU does not support bfloat16; use --amp fp16")
     return AMP_DTYPES[amp]
-
-
-def add_device_args(parser: argparse.ArgumentParser, amp: bool = True) -> None:
-    """Add --device (and --amp for inference-only commands) to a command's parser."""
-    parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
-    if amp:
-        parser.add_argument("--amp", choices=AMP_CHOICES, default="off",
-                            help="inference precision on CUDA: bf16 or fp16 autocast (default: off)")
 
 
 def model_device(model: nn.Module) -> torch.device:

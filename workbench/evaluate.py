@@ -10,16 +10,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .datasets import open_dataset
-from .device import autocast, model_device, prepare_model
-from .models import file_sha256, load_model
+from .device import prepare_model
+from .errors import DatasetError
+from .fingerprints import file_sha256
+from .models import load_model
+from .models.inference import predict_logits
 from .video import load_clip
 
 
-class EvaluationError(ValueError):
-    """The dataset does not fit the model (e.g. unknown class names)."""
-
-
-@torch.inference_mode()
 def evaluate_model(
     model: torch.nn.Module, data: str | Path, progress: bool = True, amp: torch.dtype | None = None
 ) -> dict[str, Any]:
@@ -29,9 +27,8 @@ def evaluate_model(
     names = spec.class_names
     unknown = sorted(set(dataset.classes) - set(names))
     if unknown:
-        raise EvaluationError(f"{data}: classes {unknown} are not classes of the model")
+        raise DatasetError(f"{data}: classes {unknown} are not classes of the model")
     n_classes = len(names)
-    device = model_device(model)
     labels, preds, rev_preds = [], [], []
     batch: list[torch.Tensor] = []
     batch_labels: list[int] = []
@@ -39,9 +36,8 @@ def evaluate_model(
     def flush() -> None:
         if not batch:
             return
-        x = torch.cat(batch).to(device)
-        with autocast(device, amp):
-            both = model(torch.cat((x, x.flip(1)))).argmax(1).cpu()
+        x = torch.cat(batch)
+        both = predict_logits(model, torch.cat((x, x.flip(1))), amp=amp).argmax(1)
         preds.extend(both[: len(batch)].tolist())
         rev_preds.extend(both[len(batch) :].tolist())
         labels.extend(batch_labels)

@@ -8,37 +8,36 @@ to `workbench.load_model(path, **model_overrides(args))`, which checks them agai
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .cli import UserError
+from .errors import OptionError
 
 
 def _positive_int(key: str, value: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise UserError(f"--model-option {key}={value!r}: expected a whole number") from None
+        raise OptionError(f"--model-option {key}={value!r}: expected a whole number") from None
     if number < 1:
-        raise UserError(f"--model-option {key}={value!r}: must be at least 1")
+        raise OptionError(f"--model-option {key}={value!r}: must be at least 1")
     return number
 
 
 def _labels_file(key: str, value: str) -> list[str]:
     path = Path(value)
     if not path.is_file():
-        raise UserError(f"--model-option {key}={value!r}: no such labels file (one class name per line)")
+        raise OptionError(f"--model-option {key}={value!r}: no such labels file (one class name per line)")
     names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not names:
-        raise UserError(f"--model-option {key}={value!r}: the labels file has no class names")
+        raise OptionError(f"--model-option {key}={value!r}: the labels file has no class names")
     return names
 
 
 def _text(key: str, value: str) -> str:
     if not value.strip():
-        raise UserError(f"--model-option {key}=: give a value")
+        raise OptionError(f"--model-option {key}=: give a value")
     return value.strip()
 
 
@@ -53,32 +52,19 @@ OPTIONS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
 }
 
 
-def add_model_option_args(parser: argparse.ArgumentParser) -> None:
-    """Add the repeatable `--model-option KEY=VALUE` to a command that loads checkpoints."""
-    parser.add_argument(
-        "--model-option", action="append", default=[], metavar="KEY=VALUE", dest="model_option",
-        help="what a release checkpoint (GSM/GSF/TSM/TSN) cannot say, e.g. frames=16 or "
-             f"classes=labels.txt; repeat for several; keys: {', '.join(OPTIONS)}",
-    )
-
-
 def parse_model_options(items: Iterable[str]) -> dict[str, Any]:
-    """`["frames=16", "classes=labels.txt"]` -> load_model keyword arguments; bad input is a UserError."""
+    """`["frames=16", "classes=labels.txt"]` -> load_model keyword arguments; bad input is an OptionError."""
     overrides: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
-            raise UserError(f"--model-option {item!r}: expected KEY=VALUE, e.g. frames=16")
+            raise OptionError(f"--model-option {item!r}: expected KEY=VALUE, e.g. frames=16")
         if key not in OPTIONS:
-            raise UserError(f"--model-option {item!r}: unknown key {key!r}; choose from {', '.join(OPTIONS)}")
+            raise OptionError(f"--model-option {item!r}: unknown key {key!r}; "
+                              f"choose from {', '.join(OPTIONS)}")
         name, parse = OPTIONS[key]
         if name in overrides:
-            raise UserError(f"--model-option {key} given twice")
+            raise OptionError(f"--model-option {key} given twice")
         overrides[name] = parse(key, value)
     return overrides
-
-
-def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The load_model overrides a parsed command line asks for (empty without --model-option)."""
-    return parse_model_options(getattr(args, "model_option", None) or [])

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .datasets import VideoDataset, open_dataset
 from .models import build_model, save_model
+from .models.inference import predict_logits
 from .models.spec import ModelSpec
 from .video import preprocess, read_frames, sample_indices
 
@@ -129,7 +130,6 @@ def class_metadata(dataset: VideoDataset) -> dict[str, Any]:
     return meta
 
 
-@torch.inference_mode()
 def accuracy(model: torch.nn.Module, clips: MemoryClips, spec: ModelSpec, batch_size: int) -> float:
     """Top-1 accuracy with evaluation sampling."""
     model.eval()
@@ -138,7 +138,7 @@ def accuracy(model: torch.nn.Module, clips: MemoryClips, spec: ModelSpec, batch_
     for start in range(0, len(clips), batch_size):
         which = list(range(start, min(start + batch_size, len(clips))))
         x, y = clips.batch(which, spec, False, rng, 0)
-        correct += int((model(x).argmax(1) == y).sum())
+        correct += int((predict_logits(model, x).argmax(1) == y).sum())
     return correct / max(1, len(clips))
 
 

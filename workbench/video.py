@@ -24,6 +24,7 @@ from decord._ffi.base import DECORDError, DECORDLimitReachedError
 from PIL import Image
 from torch.nn import functional
 
+from workbench.errors import VideoError
 from workbench.models.spec import ModelSpec
 
 # A video path, a frame-folder path, raw bytes or a binary file-like object (BytesIO, UploadedFile).
@@ -37,10 +38,6 @@ SAMPLING_MODES = ("segment", "dense")
 # mp4), IndexError (frame count larger than the decodable frames) or a failed assert (0 frames).
 _DECODE_ERRORS = (RuntimeError, DECORDError, DECORDLimitReachedError, IndexError, AssertionError)
 _FRAME_NUMBER = re.compile(r"^(.*?)(\d+)$")
-
-
-class VideoError(Exception):
-    """An input that cannot be read as a video; the message names the file and the problem."""
 
 
 @dataclass
@@ -311,10 +308,15 @@ def _warn_if_short(opened: _Opened, frames: int) -> None:
         )
 
 
-def _decode_side(opened: _Opened, spec: ModelSpec) -> int:
-    """Decode with the short side ~2x the resize target: cheap, yet resized like a full frame."""
-    short, long = min(opened.height, opened.width), max(opened.height, opened.width)
+def decode_side(height: int, width: int, spec: ModelSpec) -> int:
+    """The long side to decode a (height, width) video at for `spec`: the short side ~2x the resize
+    target, cheap to decode yet resized like a full frame."""
+    short, long = min(height, width), max(height, width)
     return math.ceil(2 * spec.resize_to * long / short)
+
+
+def _decode_side(opened: _Opened, spec: ModelSpec) -> int:
+    return decode_side(opened.height, opened.width, spec)
 
 
 def load_clip(

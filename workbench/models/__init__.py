@@ -1,11 +1,9 @@
-"""Video models: one ResNet backbone, a temporal operator or conv builder per scheme."""
+"""Video models: one ResNet backbone, a temporal operator or conv builder per scheme, release loaders."""
 
-from .checkpoint import CheckpointError, file_sha256, load_model, save_model
+from ..errors import CheckpointError
+from ..fingerprints import file_sha256
+from .checkpoint import load_model, save_model
 from .pretrained import load_imagenet_weights
-from .registry import SCHEMES, available_schemes, build_model
+from .registry import build_model
+from .schemes import SCHEMES, Scheme, available_schemes, get_scheme, register_scheme
 from .spec import ModelSpec
-
-__all__ = [
-    "SCHEMES", "CheckpointError", "ModelSpec", "available_schemes", "build_model",
-    "file_sha256", "load_imagenet_weights", "load_model", "save_model",
-]

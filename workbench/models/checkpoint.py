@@ -1,8 +1,12 @@
-"""Saving and loading checkpoints: plain tensors + spec, read with weights_only=True."""
+"""Saving and loading checkpoints: plain tensors + spec, read with weights_only=True.
+
+`load_model` reads our own format, and the release families of `workbench.models.releases` (the
+authors' GSM/GSF/TSM/TSN files, ...) from their keys; a release model saved by `save_model` keeps its
+layout in the spec and is rebuilt by its family.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -11,26 +15,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from .registry import build_model
+from .releases import family_of_layout, load_release
 from .spec import ModelSpec
+from .state import load_strict
 
 FORMAT = "gate-shift-workbench"
 FORMAT_VERSION = 1
 # spec fields a user may change at load time without invalidating the weights
 SAFE_OVERRIDES = {"frames", "input_size", "resize", "class_names"}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded; the message names the file and the problem."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file (provenance)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_model(
@@ -87,8 +81,6 @@ def read_checkpoint(path: str | Path, *, unsafe_pickle: bool = False) -> dict[st
     return data
 
 
-
-
 def carries_code(path: str | Path) -> bool:
     """True when the file's pickle references Python callables (scanned with pickletools: runs nothing).
 
@@ -132,9 +124,7 @@ def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: An
     name = str(path)
     data = read_checkpoint(path, unsafe_pickle=unsafe_pickle)
     if data.get("format") != FORMAT:
-        from .official import load_official  # released GSM / GSF / TSM / TSN layouts
-
-        model = load_official(data, name, **overrides)
+        model = load_release(data, name, **overrides)  # the release families' layouts
         if model is not None:
             model.source_path = str(path)
             return model.eval()
@@ -160,13 +150,15 @@ def load_model(path: str | Path, *, unsafe_pickle: bool = False, **overrides: An
             f"the model has {spec.num_classes} classes"
         )
     if spec.layout != "workbench":
-        # a release model (GSM/GSF/TSM/TSN layout) saved by save_model: rebuilt from its keys + spec
-        from .official import load_resaved
-
-        model = load_resaved(ModelSpec.from_dict(fields), data.get("state_dict", {}), name)
+        # a release model saved by save_model: rebuilt by its family from its keys + spec
+        family = family_of_layout(spec.layout)
+        if family is None:
+            raise CheckpointError(
+                f"cannot load {name!r}: its spec names an unknown release layout {spec.layout!r}")
+        model = family.reload(ModelSpec.from_dict(fields), data.get("state_dict", {}), name)
     else:
         model = _build_from_fields(fields, name)
-        load_state_strict(model, data.get("state_dict", {}), name)
+        load_strict(model, data.get("state_dict", {}), f"cannot load {name!r}: weights do not fit the model")
     model.history = list(data.get("history", []))
     model.extra = dict(data.get("extra", {}))
     model.source_path = str(path)
@@ -190,23 +182,3 @@ def _build_from_fields(fields: dict[str, Any], name: str) -> nn.Module:
         )
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"cannot load {name!r}: its spec does not build a model ({err})") from None
-
-
-def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
-    """load_state_dict(strict=True) with an error that lists what does not match."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state)
-        if tuple(state[k].shape) != tuple(own[k].shape)
-    )
-    if missing or unexpected or wrong:
-        parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if items:
-                more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
-                parts.append(f"{label}: {', '.join(items[:5])}{more}")
-        raise CheckpointError(f"cannot load {name!r}: weights do not fit the model; " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)

@@ -10,7 +10,8 @@ import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .registry import available_schemes, build_model
+from .registry import build_model
+from .schemes import available_schemes
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, read_checkpoint
+from ..errors import CheckpointError
+from .checkpoint import read_checkpoint
 
 
 @dataclass

@@ -7,15 +7,16 @@ run on (B, C, T, H, W) with the same names; their kernels are 3D.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .spatiotemporal import CONV_BUILDERS, conv_spatial
-from .temporal import GateShift, GateShiftFuse, TemporalOp, TemporalShift
+from .base import VideoModel
+from .frames import check_clip, folded_frames
+from .schemes import get_scheme
+from .spatiotemporal import conv_spatial
 
 
 @dataclass(frozen=True)
@@ -36,49 +37,32 @@ DEPTHS: dict[str, Depth] = {
     "resnet101": Depth("bottleneck", (3, 4, 23, 3), (64, 128, 256, 512), "imagenet"),
 }
 
-TEMPORAL_OP_NAMES = {"tsm": "shift", "gsm": "gsm", "gsf": "gsf"}
-
-
 class Layout:
-    """How one scheme builds convs, norms and temporal operators inside a block."""
+    """How one scheme (a row of the scheme table) builds convs, norms and operators inside a block."""
 
-    def __init__(self, scheme: str, frames: int, options: dict[str, Any]) -> None:
-        self.scheme = scheme
-        self.frames = frames
+    def __init__(self, scheme: str, options: dict[str, Any]) -> None:
+        self.scheme = get_scheme(scheme)
         self.options = options
-        self.is_3d = scheme in CONV_BUILDERS
+        self.is_3d = self.scheme.is_3d
 
-    def conv(self, cin: int, cout: int, kernel: int, stride: int, temporal: bool) -> nn.Module:
+    def conv(
+        self, cin: int, cout: int, kernel: int, stride: int, temporal: bool, bottleneck: bool = False
+    ) -> nn.Module:
         """A kxk conv (3D schemes: the scheme's builder in temporal stages, 1xkxk elsewhere)."""
         if not self.is_3d:
             return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
         if kernel == 1:
             return nn.Conv3d(cin, cout, 1, (1, stride, stride), bias=False)
-        builder = CONV_BUILDERS[self.scheme] if temporal else conv_spatial
-        return builder(cin, cout, stride, self.options)
+        builder = self.scheme.conv if temporal and self.scheme.conv is not None else conv_spatial
+        return builder(cin, cout, stride, {**self.options, "bottleneck": bottleneck})
 
     def norm(self, channels: int) -> nn.Module:
         """BatchNorm of the right dimensionality."""
         return nn.BatchNorm3d(channels) if self.is_3d else nn.BatchNorm2d(channels)
 
-    def temporal_op(self, channels: int) -> tuple[str, TemporalOp] | None:
+    def temporal_op(self, channels: int) -> tuple[str, nn.Module] | None:
         """The (name, module) temporal operator for a 2D block's residual branch, if any."""
-        o = self.options
-        if self.scheme == "tsm":
-            return "shift", TemporalShift(channels, self.frames, o.get("shift_fraction", 1 / 8))
-        if self.scheme == "gsm":
-            op = GateShift(channels, self.frames, o.get("gate_groups", 2), o.get("interleave", False))
-            return "gsm", op
-        if self.scheme == "gsf":
-            op = GateShiftFuse(
-                channels,
-                self.frames,
-                o.get("gate_groups", 2),
-                o.get("gsf_channel_ratio", 100),
-                o.get("interleave", False),
-            )
-            return "gsf", op
-        return None
+        return self.scheme.build_operator(channels, self.options)
 
 
 class Block(nn.Module):
@@ -133,12 +117,10 @@ class Bottleneck(Block):
 
     def __init__(self, cin: int, planes: int, stride: int, layout: Layout, temporal: bool) -> None:
         super().__init__()
-        inner = dict(layout.options, csn_pointwise=False)  # ir-CSN: 1x1x1 convs are the block's own
-        inner_layout = Layout(layout.scheme, layout.frames, inner)
         self.conv1 = layout.conv(cin, planes, 1, 1, temporal)
         self.bn1 = layout.norm(planes)
         self.relu1 = nn.ReLU(inplace=True)
-        self.conv2 = inner_layout.conv(planes, planes, 3, stride, temporal)
+        self.conv2 = layout.conv(planes, planes, 3, stride, temporal, bottleneck=True)
         self.bn2 = layout.norm(planes)
         self.relu2 = nn.ReLU(inplace=True)
         self.conv3 = layout.conv(planes, planes * 4, 1, 1, temporal)
@@ -147,7 +129,7 @@ class Bottleneck(Block):
         # TSM shifts the block input (its "blockres"); gated operators act on the inner width after
         # the (strided) 3x3 conv, as GSF does on 1/4 of the expanded channels: there the gate conv
         # costs < 1% of the network's FLOPs instead of ~10% on the expanded input
-        self.inner_temporal = layout.scheme in ("gsm", "gsf")
+        self.inner_temporal = layout.scheme.inner
         self.attach_temporal(layout, planes if self.inner_temporal else cin, temporal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +146,7 @@ class Bottleneck(Block):
 BLOCKS: dict[str, type[Block]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-class VideoResNet(nn.Module):
+class VideoResNet(VideoModel):
     """(B, T, 3, H, W) -> (B, classes). 2D schemes: per-frame logits averaged (TSN consensus)."""
 
     def __init__(
@@ -178,10 +160,10 @@ class VideoResNet(nn.Module):
         options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        layout = Layout(scheme, frames, dict(options or {}))
+        layout = Layout(scheme, dict(options or {}))
         self.scheme = scheme
         self.is_3d = layout.is_3d
-        self.frames = frames
+        self.frames = frames  # what the model was built for (the spec's); a clip may have other lengths
         width0 = depth.widths[0]
         if depth.stem == "imagenet":
             self.conv1 = self._stem_conv(3, width0, 7, 2)
@@ -229,25 +211,13 @@ class VideoResNet(nn.Module):
                 nn.init.zeros_(m.bias)
         # gate convs stay zero-initialised: a fresh GSM/GSF starts as its no-shift network
 
-    def temporal_ops(self) -> list[tuple[str, TemporalOp]]:
-        """(qualified name, module) of every temporal operator, in forward order."""
-        return [(n, m) for n, m in self.named_modules() if isinstance(m, TemporalOp)]
-
-    def _set_frames(self, frames: int) -> None:
-        if frames != self.frames:
-            for _, op in self.temporal_ops():
-                op.frames = frames
-            self.frames = frames
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone output before pooling: (B*T, C, h, w) for 2D schemes, (B, C, T, h, w) for 3D."""
-        if x.dim() != 5 or x.shape[2] != 3:
-            raise ValueError(f"expected a clip (batch, frames, 3, H, W), got shape {tuple(x.shape)}")
-        b, t = x.shape[:2]
-        self._set_frames(t)
+        b, t = check_clip(x)
         h = x.transpose(1, 2) if self.is_3d else x.reshape(b * t, *x.shape[2:])
-        h = self.maxpool(self.relu(self.bn1(self.conv1(h))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(h))))
+        with folded_frames(t):  # the clip's length, for the temporal operators (never stored)
+            h = self.maxpool(self.relu(self.bn1(self.conv1(h))))
+            return self.layer4(self.layer3(self.layer2(self.layer1(h))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
@@ -264,5 +234,3 @@ def make_backbone(name: str) -> Depth:
         raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(DEPTHS)}")
     return DEPTHS[name]
 
-
-ModelFactory = Callable[..., VideoResNet]

@@ -1,7 +1,9 @@
 """Conv builders for the 3D schemes: what replaces a block's 3x3 spatial conv.
 
 Each builder takes (in_channels, out_channels, stride, options) and returns a module on
-(B, C, T, H, W). Time is never downsampled, so every scheme sees the same frames to the end.
+(B, C, T, H, W); the scheme table (`workbench.models.schemes`) says which scheme uses which. Time
+is never downsampled, so every scheme sees the same frames to the end. `options["bottleneck"]` is
+True for the 3x3 conv inside a bottleneck block, whose own 1x1x1 convs surround it.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ class ChannelSeparated(nn.Sequential):
     """ir-CSN style: channel interactions by 1x1x1, space-time by a depthwise 3x3x3.
 
     In a bottleneck block the block's own 1x1x1 convs carry the interactions, so only the
-    depthwise conv is used (`pointwise=False`); a basic block needs the 1x1x1 here.
+    depthwise conv is used; a basic block needs the 1x1x1 here (`csn_pointwise`, default on).
     """
 
     def __init__(self, cin: int, cout: int, stride: int, options: dict[str, Any]) -> None:
         layers: list[nn.Module] = []
-        if options.get("csn_pointwise", True) or cin != cout:
+        pointwise = options.get("csn_pointwise", True) and not options.get("bottleneck", False)
+        if pointwise or cin != cout:
             layers.append(nn.Conv3d(cin, cout, 1, bias=False))
         layers.append(nn.Conv3d(cout, cout, 3, (1, stride, stride), 1, groups=cout, bias=False))
         super().__init__(*layers)
@@ -69,11 +72,3 @@ class GroupedSpatioTemporal(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat((self.temporal(x[:, : self.split]), self.spatial(x[:, self.split :])), 1)
-
-
-CONV_BUILDERS: dict[str, ConvBuilder] = {
-    "c3d": conv_full3d,
-    "r2plus1d": Conv2Plus1D,
-    "csn": ChannelSeparated,
-    "gst": GroupedSpatioTemporal,
-}

@@ -1,7 +1,9 @@
 """Temporal operators for 2D (time-folded) schemes: shift (TSM), gate-shift (GSM), gate-shift-fuse (GSF).
 
-All operators take and return folded features (batch*frames, C, H, W). Shifts are out-of-place
-(`torch.cat`), so autograd and Captum work through them.
+All operators take and return folded features (batch*frames, C, H, W); the frame count comes from
+the clip the enclosing model runs (`workbench.models.frames`), or `frames=` when called directly, and
+is never stored on the operator. Shifts are out-of-place (`torch.cat`), so autograd and Captum work
+through them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .frames import frames_of
 
 
 def shift_time(x: torch.Tensor, step: int, dim: int = 1) -> torch.Tensor:
@@ -37,26 +41,28 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
 
 
 class TemporalOp(nn.Module):
-    """Base: an operator that knows how many frames are folded into its batch."""
+    """Base of the operators that mix folded frames: analyses find them by this type."""
 
-    def __init__(self, frames: int) -> None:
-        super().__init__()
-        self.frames = frames
+
+def temporal_ops(model: nn.Module) -> list[tuple[str, TemporalOp]]:
+    """(qualified name, module) of every temporal operator of a model, in forward order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, TemporalOp)]
 
 
 class TemporalShift(TemporalOp):
     """TSM: a fixed fraction of channels moves one frame back, the same fraction forward."""
 
-    def __init__(self, channels: int, frames: int, shift_fraction: float = 1 / 8) -> None:
-        super().__init__(frames)
+    def __init__(self, channels: int, shift_fraction: float = 1 / 8) -> None:
+        super().__init__()
         self.channels = channels
         self.fold = int(channels * shift_fraction)
         if 2 * self.fold > channels:
             raise ValueError(f"shift_fraction {shift_fraction} moves more than all {channels} channels")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         bt, c, h, w = x.shape
-        x = x.view(bt // self.frames, self.frames, c, h, w)
+        t = frames_of(x, frames)
+        x = x.view(bt // t, t, c, h, w)
         fold = self.fold
         back = shift_time(x[:, :, :fold], -1)  # frame t takes t+1
         fwd = shift_time(x[:, :, fold : 2 * fold], 1)  # frame t takes t-1
@@ -123,10 +129,8 @@ class GateShift(TemporalOp):
     gate tensor (B, G, T, H, W), so a forward hook can read or replace it.
     """
 
-    def __init__(
-        self, channels: int, frames: int, gate_groups: int = 2, interleave: bool = False
-    ) -> None:
-        super().__init__(frames)
+    def __init__(self, channels: int, gate_groups: int = 2, interleave: bool = False) -> None:
+        super().__init__()
         self.channels = channels
         self.gate_groups = gate_groups
         self.interleave = interleave
@@ -135,11 +139,11 @@ class GateShift(TemporalOp):
         self.conv3D = GateConv3d(channels, gate_groups)
         self.gate = GateActivation()
 
-    def gated_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gated_input(self, x: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Folded x viewed as (B, T, G, C/G, H, W) and its gates broadcast to (B, T, G, 1, H, W)."""
-        gates = self.gate(self.conv3D(self.relu(self.bn(x)), self.frames))  # (B, G, T, H, W)
+        gates = self.gate(self.conv3D(self.relu(self.bn(x)), frames))  # (B, G, T, H, W)
         bt, c, h, w = x.shape
-        x6 = x.view(bt // self.frames, self.frames, self.gate_groups, c // self.gate_groups, h, w)
+        x6 = x.view(bt // frames, frames, self.gate_groups, c // self.gate_groups, h, w)
         return x6, gates.permute(0, 2, 1, 3, 4).unsqueeze(3)
 
     def arrive(self, out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
@@ -155,13 +159,13 @@ class GateShift(TemporalOp):
                 out[:, 1:, g].addcmul_(x6[:, :-1, g], g6[:, :-1, g])
         return out
 
-    def route(self, x: torch.Tensor) -> torch.Tensor:
+    def route(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """GSM: kept remainder (1 - gate) * x plus the arriving gated part, (B, T, G, C/G, H, W)."""
-        x6, g6 = self.gated_input(x)
+        x6, g6 = self.gated_input(x, frames)
         return self.arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.route(x)
+    def forward(self, x: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        y = self.route(x, frames_of(x, frames))
         if self.interleave:
             b, t = y.shape[:2]
             y = interleave_groups(y.reshape(b, t, self.channels, *y.shape[-2:]), self.gate_groups)
@@ -177,23 +181,18 @@ class GateShiftFuse(GateShift):
     """
 
     def __init__(
-        self,
-        channels: int,
-        frames: int,
-        gate_groups: int = 2,
-        channel_ratio: float = 100,
-        interleave: bool = False,
+        self, channels: int, gate_groups: int = 2, channel_ratio: float = 100, interleave: bool = False
     ) -> None:
         active = int(channels * channel_ratio / 100)
         active += active % 2
-        super().__init__(active, frames, gate_groups, interleave)
+        super().__init__(active, gate_groups, interleave)
         self.total_channels = channels
         self.fusion = nn.ModuleList(nn.Conv2d(2, 1, 3, padding=1) for _ in range(gate_groups))
         self.fuse_weight = nn.Sigmoid()
 
-    def route(self, x: torch.Tensor) -> torch.Tensor:
+    def route(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """GSF: shifted and kept parts mixed with sigmoid weights per channel group and frame."""
-        x6, g6 = self.gated_input(x)
+        x6, g6 = self.gated_input(x, frames)
         kept = torch.addcmul(x6, x6, g6, value=-1)
         shifted = self.arrive(torch.zeros_like(x6), x6, g6)
         out = []
@@ -205,8 +204,8 @@ class GateShiftFuse(GateShift):
             out.append(k_g + weight * (s_g - k_g))
         return torch.stack(out, dim=2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         if self.channels == self.total_channels:
-            return super().forward(x)
+            return super().forward(x, frames)
         active, rest = x[:, : self.channels], x[:, self.channels :]
-        return torch.cat((super().forward(active), rest), dim=1)
+        return torch.cat((super().forward(active, frames), rest), dim=1)

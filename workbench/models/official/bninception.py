@@ -66,11 +66,10 @@ class CaffeUnits(nn.Module):
     CONV = ""
     BN = "_bn"
 
-    def __init__(self, frames: int, temporal: str, gsf_channels: Mapping[str, int] | None = None) -> None:
+    def __init__(self, temporal: str, gsf_channels: Mapping[str, int] | None = None) -> None:
         super().__init__()
         if temporal not in TEMPORAL_OPS:
             raise ValueError(f"unknown temporal operator {temporal!r}; choose from {', '.join(TEMPORAL_OPS)}")
-        self.frames = frames
         self.temporal = temporal
         self.gsf_channels = dict(gsf_channels or {})
 
@@ -86,10 +85,10 @@ class CaffeUnits(nn.Module):
         self.add_module(name + self.CONV, nn.Conv2d(cin, cout, kernel, stride, pad, bias=True))
         if gated and self.temporal == "gsm":
             # the release's channel interleave after the shift is part of the function it learned
-            self.add_module(self.gate_name(name), GateShift(cout, self.frames, 2, interleave=True))
+            self.add_module(self.gate_name(name), GateShift(cout, 2, interleave=True))
         elif gated and self.temporal == "gsf":
             active = self.gsf_channels.get(self.gate_name(name), cout)
-            self.add_module(self.gate_name(name), ReleaseGSF(cout, self.frames, active))
+            self.add_module(self.gate_name(name), ReleaseGSF(cout, active))
         self.add_module(name + self.BN, nn.BatchNorm2d(cout))
         self.add_module(f"{name}_relu", nn.ReLU(inplace=True))
         return cout
@@ -112,10 +111,8 @@ class CaffeUnits(nn.Module):
 class BNInception(CaffeUnits):
     """BN-Inception backbone (B*T, 3, H, W) -> (B*T, 1024) with the releases' 10 GSM or GSF modules."""
 
-    def __init__(
-        self, frames: int = 8, temporal: str = "gsm", gsf_channels: Mapping[str, int] | None = None
-    ) -> None:
-        super().__init__(frames, temporal, gsf_channels)
+    def __init__(self, temporal: str = "gsm", gsf_channels: Mapping[str, int] | None = None) -> None:
+        super().__init__(temporal, gsf_channels)
         self.add_unit("conv1_7x7_s2", 3, 64, 7, 2, 3)
         self.pool1_3x3_s2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.add_unit("conv2_3x3_reduce", 64, 64)

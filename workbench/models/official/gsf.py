@@ -17,12 +17,12 @@ from ..temporal import GateShiftFuse
 class ReleaseGSF(GateShiftFuse):
     """GSF on the first `active` of `channels` channels, parameters named like the GSF release."""
 
-    def __init__(self, channels: int, frames: int, active: int) -> None:
+    def __init__(self, channels: int, active: int) -> None:
         if active % 2 or not 0 < active <= channels:
             raise ValueError(f"GSF gates an even number of channels in 2..{channels}, not {active}")
         # GateShiftFuse rounds channels * ratio / 100 down: half a channel of slack keeps float
         # rounding from ever landing on active - 1
-        super().__init__(channels, frames, 2, (active + 0.5) * 100 / channels, interleave=True)
+        super().__init__(channels, 2, (active + 0.5) * 100 / channels, interleave=True)
         if self.channels != active:
             raise AssertionError(f"GSF built with {self.channels} gated channels, wanted {active}")
         del self.fusion

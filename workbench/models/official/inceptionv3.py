@@ -43,10 +43,8 @@ class InceptionV3(CaffeUnits):
     CONV = "_Conv2D"
     BN = "_batchnorm"
 
-    def __init__(
-        self, frames: int = 16, temporal: str = "gsm", gsf_channels: Mapping[str, int] | None = None
-    ) -> None:
-        super().__init__(frames, temporal, gsf_channels)
+    def __init__(self, temporal: str = "gsm", gsf_channels: Mapping[str, int] | None = None) -> None:
+        super().__init__(temporal, gsf_channels)
         self.add_unit("conv", 3, 32, 3, 2, 0)
         self.add_unit("conv_1", 32, 32, 3, 1, 0)
         self.add_unit("conv_2", 32, 64, 3, 1, 1)

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError
+from ...errors import CheckpointError
 from ..spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from ..state import fill_num_batches_tracked, state_mismatch
 from .bninception import FEATURE_DIM as BNINCEPTION_DIM
 from .bninception import BNInception
 from .gsf import ReleaseGSF
@@ -40,6 +41,16 @@ BACKBONE_ALIASES = {
 # the Inception releases were trained on Caffe-converted ImageNet weights: BGR, 0-255, mean only
 CAFFE_MEAN = (104.0, 117.0, 128.0)
 INPUT_SIZES = {"bninception": 224, "inceptionv3": 229}  # 229 (not 299) is what the GSM code uses
+# backbone -> the families whose releases use it
+SUPPORTED: dict[str, tuple[str, ...]] = {
+    "bninception": ("gsm", "gsf", "tsn"), "inceptionv3": ("gsm", "gsf", "tsn"),
+    "resnet50": ("tsm", "tsn", "gsf"), "resnet101": ("tsm", "tsn", "gsf"), "mobilenetv2": ("tsm", "tsn"),
+}
+
+
+def official_layouts() -> set[str]:
+    """Every layout id (`ModelSpec.layout`) an official release loads as, e.g. "gsm-bninception"."""
+    return {f"{family}-{backbone}" for backbone, families in SUPPORTED.items() for family in families}
 
 
 def _norm_backbone(value: str) -> str:
@@ -78,23 +89,23 @@ def _class_names(value: Any, num_classes: int, name: str) -> list[str]:
     return names
 
 
-def _build_backbone(layout: Layout, backbone: str, frames: int, shift_div: int) -> tuple[nn.Module, int]:
+def _build_backbone(layout: Layout, backbone: str, shift_div: int) -> tuple[nn.Module, int]:
+    if layout.family not in SUPPORTED.get(backbone, ()):
+        supported = "; ".join(f"{'/'.join(f.upper() for f in fams)} {b}" for b, fams in SUPPORTED.items())
+        raise CheckpointError(
+            f"{layout.family.upper()} on {backbone} is recognised but not supported yet "
+            f"(supported: {supported})"
+        )
     temporal = {"gsm": "gsm", "gsf": "gsf"}.get(layout.family, "none")
-    if backbone == "bninception" and layout.family in ("gsm", "gsf", "tsn"):
-        return BNInception(frames, temporal, layout.gate_channels), BNINCEPTION_DIM
-    if backbone == "inceptionv3" and layout.family in ("gsm", "gsf", "tsn"):
-        return InceptionV3(frames, temporal, layout.gate_channels), INCEPTIONV3_DIM
-    if backbone in ("resnet50", "resnet101") and layout.family in ("tsm", "tsn", "gsf"):
-        # GSF's ResNet modules are `layerX.Y.gsf`; the block name is what the backbone needs
-        gsf = {k.removesuffix(".gsf"): v for k, v in layout.gate_channels.items()}
-        return OfficialResNet(backbone, frames, layout.shifted_blocks, shift_div, gsf), RESNET_DIM
-    if backbone == "mobilenetv2" and layout.family in ("tsm", "tsn"):
-        return OfficialMobileNetV2(frames, layout.shifted_blocks, shift_div), MOBILENET_DIM
-    raise CheckpointError(
-        f"{layout.family.upper()} on {backbone} is recognised but not supported yet "
-        "(supported: GSM/GSF/TSN BN-Inception and InceptionV3, TSM/TSN/GSF ResNet-50/101, "
-        "TSM/TSN MobileNetV2)"
-    )
+    if backbone == "bninception":
+        return BNInception(temporal, layout.gate_channels), BNINCEPTION_DIM
+    if backbone == "inceptionv3":
+        return InceptionV3(temporal, layout.gate_channels), INCEPTIONV3_DIM
+    if backbone == "mobilenetv2":
+        return OfficialMobileNetV2(layout.shifted_blocks, shift_div), MOBILENET_DIM
+    # GSF's ResNet modules are `layerX.Y.gsf`; the block name is what the backbone needs
+    gsf = {k.removesuffix(".gsf"): v for k, v in layout.gate_channels.items()}
+    return OfficialResNet(backbone, layout.shifted_blocks, shift_div, gsf), RESNET_DIM
 
 
 def _release_spec(layout: Layout, backbone: str, frames: int, classes: list[str],
@@ -120,26 +131,12 @@ def _strict_state(model: nn.Module, state: dict[str, torch.Tensor], name: str, l
                   backbone: str) -> dict[str, torch.Tensor]:
     """The file's state, checked key by key; only absent num_batches_tracked (old PyTorch) is filled."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    old_torch = not any(k.endswith("num_batches_tracked") for k in state)
-    if old_torch:
-        filled = [k for k in missing if k.endswith("num_batches_tracked")]
-        state = {**state, **{k: own[k] for k in filled}}
-        missing = [k for k in missing if k not in filled]
-    wrong = sorted(
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape)
-    )
-    if missing or unexpected or wrong:
-        parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if items:
-                more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
-                parts.append(f"{len(items)} {label}: {', '.join(items[:5])}{more}")
+    state = fill_num_batches_tracked(own, state)
+    mismatch = state_mismatch(own, state)
+    if mismatch:
         raise CheckpointError(
             f"cannot load {name!r}: weights do not fit a {layout.family.upper()} {backbone} model; "
-            + "; ".join(parts) + f". The file looks like {layout.describe()}."
+            f"{mismatch}. The file looks like {layout.describe()}."
         )
     return state
 
@@ -182,7 +179,7 @@ def load_official(data: dict, name: str, **overrides: Any) -> nn.Module | None:
     raw_classes = settings.get("classes", settings.get("class_names"))
     classes = _class_names(raw_classes, layout.num_classes, name) if raw_classes is not None else []
     try:
-        base, feature_dim = _build_backbone(layout, backbone, frames, shift_div)
+        base, feature_dim = _build_backbone(layout, backbone, shift_div)
     except CheckpointError as err:
         if backbone != layout.backbone:
             raise CheckpointError(
@@ -218,7 +215,7 @@ def load_resaved(spec: ModelSpec, state: dict[str, torch.Tensor], name: str) -> 
         )
     shift_div = int(spec.options.get("shift_div", 8))
     try:
-        base, feature_dim = _build_backbone(layout, spec.backbone, spec.frames, shift_div)
+        base, feature_dim = _build_backbone(layout, spec.backbone, shift_div)
     except CheckpointError as err:
         raise CheckpointError(f"cannot load {name!r}: {err}") from None
     model = OfficialVideoModel(base, feature_dim, layout.num_classes, spec)

@@ -31,8 +31,7 @@ def conv_bn_relu6(cin: int, cout: int, kernel: int, stride: int, groups: int = 1
 class InvertedResidual(nn.Module):
     """[1x1 expand] -> 3x3 depthwise -> 1x1 project; residual when shape is kept."""
 
-    def __init__(self, cin: int, cout: int, stride: int, expansion: int, frames: int,
-                 shift_div: int | None) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int, shift_div: int | None) -> None:
         super().__init__()
         hidden = cin * expansion
         self.use_res_connect = stride == 1 and cin == cout
@@ -42,7 +41,7 @@ class InvertedResidual(nn.Module):
         layers += conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden)
         layers += [nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         if shift_div is not None:
-            layers[0] = ShiftedConv(layers[0], frames, shift_div)
+            layers[0] = ShiftedConv(layers[0], shift_div)
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +52,7 @@ class InvertedResidual(nn.Module):
 class OfficialMobileNetV2(nn.Module):
     """(B*T, 3, H, W) -> (B*T, 1280); `shifted` names the blocks ("features.3", ...) that TSM shifts."""
 
-    def __init__(self, frames: int = 8, shifted: set[str] | None = None, shift_div: int = 8) -> None:
+    def __init__(self, shifted: set[str] | None = None, shift_div: int = 8) -> None:
         super().__init__()
         shifted = shifted or set()
         blocks: list[nn.Module] = [nn.Sequential(*conv_bn_relu6(3, STEM_CHANNELS, 3, 2))]
@@ -62,7 +61,7 @@ class OfficialMobileNetV2(nn.Module):
             for i in range(repeats):
                 name = f"features.{len(blocks)}"
                 div = shift_div if name in shifted else None
-                blocks.append(InvertedResidual(cin, cout, stride if i == 0 else 1, expansion, frames, div))
+                blocks.append(InvertedResidual(cin, cout, stride if i == 0 else 1, expansion, div))
                 cin = cout
         blocks.append(nn.Sequential(*conv_bn_relu6(cin, FEATURE_DIM, 1, 1)))
         self.features = nn.Sequential(*blocks)

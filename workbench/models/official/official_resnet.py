@@ -26,9 +26,9 @@ FEATURE_DIM = 2048
 class ShiftedConv(nn.Module):
     """A conv run after a temporal shift; parameters under `net.` like the TSM release."""
 
-    def __init__(self, net: nn.Conv2d, frames: int, shift_div: int) -> None:
+    def __init__(self, net: nn.Conv2d, shift_div: int) -> None:
         super().__init__()
-        self.shift = TemporalShift(net.in_channels, frames, 1 / shift_div)
+        self.shift = TemporalShift(net.in_channels, 1 / shift_div)
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -39,17 +39,16 @@ class Bottleneck(nn.Module):
     """torchvision v1.5 bottleneck (3x3 stride); optional TSM shift before conv1 or GSF after conv3."""
 
     def __init__(
-        self, cin: int, planes: int, stride: int, frames: int, shift_div: int | None,
-        gsf_channels: int | None = None,
+        self, cin: int, planes: int, stride: int, shift_div: int | None, gsf_channels: int | None = None
     ) -> None:
         super().__init__()
         conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.conv1: nn.Module = conv1 if shift_div is None else ShiftedConv(conv1, frames, shift_div)
+        self.conv1: nn.Module = conv1 if shift_div is None else ShiftedConv(conv1, shift_div)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.gsf = None if gsf_channels is None else ReleaseGSF(planes * 4, frames, gsf_channels)
+        self.gsf = None if gsf_channels is None else ReleaseGSF(planes * 4, gsf_channels)
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Module | None = None
@@ -76,7 +75,7 @@ class OfficialResNet(nn.Module):
     """
 
     def __init__(
-        self, depth: str = "resnet50", frames: int = 8, shifted: set[str] | None = None, shift_div: int = 8,
+        self, depth: str = "resnet50", shifted: set[str] | None = None, shift_div: int = 8,
         gsf_channels: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
@@ -95,7 +94,7 @@ class OfficialResNet(nn.Module):
                 stride = 2 if stage > 1 and i == 0 else 1
                 div = shift_div if name in shifted else None
                 gsf = (gsf_channels or {}).get(name)
-                layer.append(Bottleneck(cin, planes, stride, frames, div, gsf))
+                layer.append(Bottleneck(cin, planes, stride, div, gsf))
                 cin = planes * 4
             self.add_module(f"layer{stage}", nn.Sequential(*layer))
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..base import VideoModel
+from ..frames import check_clip, folded_frames
 from ..spec import ModelSpec
-from ..temporal import TemporalOp
 
 
-class OfficialVideoModel(nn.Module):
+class OfficialVideoModel(VideoModel):
     """(B, T, 3, H, W) -> (B, classes): backbone features per frame, new_fc, mean over frames."""
 
     def __init__(self, base_model: nn.Module, feature_dim: int, num_classes: int, spec: ModelSpec) -> None:
@@ -24,28 +25,15 @@ class OfficialVideoModel(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.new_fc = nn.Linear(feature_dim, num_classes)
         self.spec = spec
-        self.frames = spec.frames
+        self.frames = spec.frames  # the release's; a clip may have another length
         self.scheme = spec.scheme
         self.is_3d = False
 
-    def temporal_ops(self) -> list[tuple[str, TemporalOp]]:
-        """(qualified name, module) of every temporal operator, in forward order."""
-        return [(n, m) for n, m in self.named_modules() if isinstance(m, TemporalOp)]
-
-    def _set_frames(self, frames: int) -> None:
-        # temporal operators need the number of folded frames; it follows the clip like VideoResNet
-        if frames != self.frames:
-            for _, op in self.temporal_ops():
-                op.frames = frames
-            self.frames = frames
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled per-frame features (B*T, feature_dim)."""
-        if x.dim() != 5 or x.shape[2] != 3:
-            raise ValueError(f"expected a clip (batch, frames, 3, H, W), got shape {tuple(x.shape)}")
-        b, t = x.shape[:2]
-        self._set_frames(t)
-        return self.base_model(x.reshape(b * t, *x.shape[2:]))
+        b, t = check_clip(x)
+        with folded_frames(t):  # the clip's length, for the temporal operators (never stored)
+            return self.base_model(x.reshape(b * t, *x.shape[2:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]

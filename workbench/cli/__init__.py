@@ -1,28 +1,28 @@
 """Command line: `python -m workbench <command>`; user errors are one line on stderr and exit 2.
 
-Each command module has `register(subparsers)`, which adds its subcommands and sets
-`handler=<function(args) -> int>` on them. A new analysis adds its module to COMMAND_MODULES.
+The CLI is the top floor, beside the app: it may import the core (`workbench.*`) and the analyses
+(`analysis.*`); nothing below imports it. Each command module has `register(subparsers)`, which adds
+its subcommands and sets `handler=<function(args) -> int>` on them; a command is parse -> one
+library call -> print. A new command adds its module to COMMAND_MODULES.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
+import shlex
 import sys
 import warnings
 
+from ..errors import is_user_error
+
 COMMAND_MODULES = (
-    "workbench.commands",
-    "workbench.commands_temporal",
-    "workbench.commands_gates",
-    "workbench.commands_attribution",
-    "workbench.commands_report",
+    "workbench.cli.models",
+    "workbench.cli.temporal",
+    "workbench.cli.gates",
+    "workbench.cli.attribute",
+    "workbench.cli.report",
 )
-
-
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors print one line and return 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "workbench", *argv])  # provenance, as typed
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         return args.handler(args) or 0
@@ -47,14 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # user-facing boundary: one line, never a traceback
-        from .errors import is_user_error
-
         if not is_user_error(err):
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-
-
-def print_json(data: object) -> None:
-    """JSON to stdout."""
-    print(json.dumps(data, indent=2, default=str))

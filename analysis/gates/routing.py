@@ -18,11 +18,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from workbench.device import model_device
 from workbench.models.temporal import TemporalShift
 
-from .gates import GateRun, LayerGates, capture_gates
-from .hooks import capture
+from ..hooks import capture_forward
+from .capture import GateRun, LayerGates, capture_gates
+
+__all__ = ["TERMS", "TERM_MEANING", "channel_time", "channel_time_pair", "gate_routing", "gate_weights",
+    "model_routing", "routing_energy", "shift_model_routing", "shift_weights", "tsm_routing"]
 
 TERMS = ("kept", "from_prev", "from_next")
 TERM_MEANING = {"kept": "kept at t", "from_prev": "arrives from t-1", "from_next": "arrives from t+1"}
@@ -95,15 +97,12 @@ def tsm_routing(run: GateRun, fraction: float = 1 / 8) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@torch.no_grad()
 def shift_model_routing(model: nn.Module, clip: torch.Tensor) -> pd.DataFrame:
     """Routing of a real TSM model's shift operators on its own features."""
     ops = [(n, m) for n, m in model.named_modules() if isinstance(m, TemporalShift)]
     if not ops:
         raise ValueError("model has no TSM shift operators")
-    model.eval()
-    with capture(model, [n for n, _ in ops], inputs=True) as seen:
-        model(clip.to(model_device(model)))  # the app may keep models on a GPU
+    seen, _ = capture_forward(model, clip, [n for n, _ in ops], inputs=True)
     rows = []
     for index, (name, op) in enumerate(ops):
         x = seen.inputs[name].cpu().reshape(clip.shape[0], clip.shape[1], *seen.inputs[name].shape[1:])

@@ -1,25 +1,30 @@
 """CLI `temporal-test`: frame-order perturbation experiments (analysis.temporal), resumable.
 
-Also runnable on its own: `python -m workbench.commands_temporal --model CKPT --data DIR --out RUN`.
+Also runnable on its own: `python -m workbench.cli.temporal --model CKPT --data DIR --out RUN`.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
-from .cli import UserError
-from .device import add_device_args
-from .model_options import add_model_option_args, model_overrides
+from analysis.perturb import PERTURBATIONS
 
-PERTURBATION_HELP = "original shuffle reverse freeze local_swap block_shuffle sweep (default: all)"
+from ..errors import UserError
+from .args import add_device_args, add_model_option_args, model_labels, model_overrides
+
+SUMMARY_COLUMNS = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
+                   "flip_rate", "mean_kl", "temporal_change", "static_change", "mirror_rate"]
+COMPARISON_COLUMNS = ["perturbation", "model_a", "model_b", "difference", "ci_low", "ci_high", "p_value",
+                      "mcnemar_p"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `temporal-test` subcommand."""
-    p = sub.add_parser("temporal-test", help="frame-order perturbation tests (shuffle, reverse, sweep, ...)")
+    p = sub.add_parser("temporal-test", help="frame-order perturbation tests (shuffle, reverse, sweep, ...)",
+                       description="Perturbations: " + "; ".join(
+                           f"{name}: {row.description}" for name, row in PERTURBATIONS.items()) + ".")
     add_arguments(p)
     p.set_defaults(handler=temporal_test)
 
@@ -31,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset folder, labels .csv or list .txt")
     p.add_argument("--out", type=Path, required=True,
                    help="run directory; re-run with the same arguments to resume an interrupted run")
-    p.add_argument("--perturbations", nargs="+", metavar="NAME", help=PERTURBATION_HELP)
+    p.add_argument("--perturbations", nargs="+", metavar="NAME",
+                   help=f"any of {' '.join(PERTURBATIONS)} (default: all)")
     p.add_argument("--permutations", type=int, default=5, help="repeats of each random perturbation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--block", type=int, default=2, help="block length (frames) for block_shuffle")
@@ -48,27 +54,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_option_args(p)
 
 
-def _labels(paths: list[Path]) -> list[str]:
-    """Model labels from checkpoint names, made unique (gsm, gsm-2, ...)."""
-    labels: list[str] = []
-    for path in paths:
-        label, n = path.stem, 2
-        while label in labels:
-            label, n = f"{path.stem}-{n}", n + 1
-        labels.append(label)
-    return labels
-
-
 def temporal_test(args: argparse.Namespace) -> int:
     """Run the experiment, write the run directory and print the summary."""
     import torch
 
-    from analysis.perturb import PERTURBATIONS
-    from analysis.temporal import ExperimentConfig, ExperimentError, run_experiment
+    from analysis.temporal import ExperimentConfig, run_experiment
 
-    from . import distributed
-    from .device import resolve_amp, resolve_device
-    from .models import load_model
+    from .. import distributed
+    from ..device import prepare_model, resolve_amp, resolve_device
+    from ..models import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,48 +78,37 @@ def temporal_test(args: argparse.Namespace) -> int:
         options["perturbations"] = tuple(args.perturbations)
     if args.levels:
         options["levels"] = tuple(args.levels)
-    try:
-        config = ExperimentConfig(**options)
-    except ExperimentError as err:
-        raise UserError(str(err)) from None
-    if any(p not in PERTURBATIONS for p in config.perturbations):  # pragma: no cover - checked above
-        raise UserError("unknown perturbation")
-    labels = _labels(args.model)
-    models = {label: load_model(path, **model_overrides(args)) for label, path in zip(labels, args.model)}
-    checkpoints = dict(zip(labels, args.model))
-    argv = sys.argv[1:] if sys.argv[1:2] == ["temporal-test"] else ["temporal-test", *sys.argv[1:]]
-    command = shlex.join(["python", "-m", "workbench", *argv])  # provenance, however it was started
+    config = ExperimentConfig(**options)
+    labels = model_labels(args.model)
+    models = {label: prepare_model(load_model(path, **model_overrides(args)), device)
+              for label, path in zip(labels, args.model)}
     # torchrun (one node or several) describes the process group in the environment
     context = distributed.init_from_env(device)
     try:
         result = run_experiment(
-            models, args.data, config, args.out, checkpoints=checkpoints, show_progress=not args.quiet,
-            command=command, warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+            models, args.data, config, args.out, checkpoints=dict(zip(labels, args.model)),
+            show_progress=not args.quiet, command=args.command_line,
+            warn=lambda message: print(f"warning: {message}", file=sys.stderr),
             device=device, amp=amp, workers=args.workers,
         )
-    except (ExperimentError, ValueError) as err:
-        raise UserError(str(err)) from None
     finally:
         distributed.shutdown()
     if not context.is_main:  # rank 0 prints the merged result once
         return 0
-    columns = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
-               "flip_rate", "mean_kl", "temporal_change", "static_change", "mirror_rate"]
-    summary = result.summary[columns].copy()
+    summary = result.summary[SUMMARY_COLUMNS].copy()
     summary["level"] = summary["level"].where(summary["level"] >= 0)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
     if not result.comparisons.empty:
         print("\npaired comparisons (sensitivity = original accuracy - perturbed accuracy, per video):")
-        comparisons = result.comparisons[["perturbation", "model_a", "model_b", "difference", "ci_low",
-                                          "ci_high", "p_value", "mcnemar_p"]]
+        comparisons = result.comparisons[COMPARISON_COLUMNS]
         print(comparisons.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nwrote {args.out} ({result.run['rows']} rows)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `temporal-test` directly (`python -m workbench.commands_temporal ...`): same as the CLI."""
-    from .cli import main as cli_main
+    """Run `temporal-test` directly (`python -m workbench.cli.temporal ...`): same as the CLI."""
+    from . import main as cli_main
 
     return cli_main(["temporal-test", *(sys.argv[1:] if argv is None else argv)])
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UserError
+from ..errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,26 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """Build and write the report; print what was written and how long it took."""
-    from analysis.report import ReportError, bundle_files, html_to_pdf, static_figures, write_html, write_zip
+    from analysis.report import bundle_files, html_to_pdf, static_figures, write_html, write_zip
     from analysis.report_sections import build_report, figure_names
 
     started = time.perf_counter()
-    try:
-        built = build_report(args.runs, title=args.title, notes=args.notes)
-    except ReportError as err:
-        raise UserError(str(err)) from None
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"{args.out}: the report is HTML; give a .html file name")
+    built = build_report(args.runs, title=args.title, notes=args.notes)
     html_path = write_html(built, args.out)
     written = [html_path]
     if args.zip:
         def progress(done: int, total: int) -> None:
             print(f"\rfigures {done}/{total}", end="", file=sys.stderr, flush=True)
 
-        try:
-            static = static_figures(built, args.formats, progress=progress)
-        except ReportError as err:
-            raise UserError(str(err)) from None
+        static = static_figures(built, args.formats, progress=progress)
         print(file=sys.stderr)
         written.append(write_zip(bundle_files(built, static), args.out.with_suffix(".zip")))
     if args.pdf:

@@ -1,4 +1,4 @@
-"""Core CLI subcommands: zoo, probe-data, predict, train, evaluate, demo (parse -> library -> print)."""
+"""Model CLI subcommands: zoo, probe-data, predict, train, evaluate, demo (parse -> library -> print)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import UserError, print_json
-from .device import add_device_args
-from .model_options import add_model_option_args, model_overrides
+from ..errors import UserError
+from ..models.schemes import available_schemes
+from .args import add_device_args, add_model_option_args, model_overrides, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the core subcommands."""
-    p = sub.add_parser("zoo", help="parameters, FLOPs and CPU latency of every scheme")
+    p = sub.add_parser("zoo", help="parameters, FLOPs and CPU latency of every scheme",
+                       description="Parameters, FLOPs and CPU latency of the schemes: "
+                                   + ", ".join(available_schemes()) + ".")
     p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--schemes", nargs="+", choices=available_schemes(), metavar="SCHEME",
+                   help="only these schemes (default: all)")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--classes", type=int, default=174, help="classifier width (default: Something-v1's 174)")
@@ -42,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=predict)
 
     p = sub.add_parser("train", help="train a model on a video dataset")
-    p.add_argument("--scheme", required=True)
+    p.add_argument("--scheme", required=True, choices=available_schemes(),
+                   help="how the model mixes time: " + ", ".join(available_schemes()))
     p.add_argument("--data", type=Path, required=True, help="dataset folder (e.g. probe data)")
     p.add_argument("--val-data", type=Path, help="validation dataset (default: a split of --data)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint to write")
@@ -77,10 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def zoo(args: argparse.Namespace) -> int:
     """Print the scheme complexity table."""
-    from .models.complexity import zoo_table
+    from ..models.complexity import zoo_table
 
     table = zoo_table(
-        args.backbone, args.frames, args.size, args.classes,
+        args.backbone, args.frames, args.size, args.classes, schemes=args.schemes,
         repeats=args.repeats, latency=not args.no_latency,
     )
     if args.format == "csv":
@@ -95,7 +100,7 @@ def zoo(args: argparse.Namespace) -> int:
 
 def probe_data(args: argparse.Namespace) -> int:
     """Write the temporal probe dataset."""
-    from .probe import write_probe_dataset
+    from ..probe import write_probe_dataset
 
     if args.clips_per_class < 1:
         raise UserError("--clips-per-class must be at least 1")
@@ -106,19 +111,17 @@ def probe_data(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     """Top-K classes of one video."""
-    import torch
-
-    from .device import autocast, prepare_model, resolve_amp, resolve_device
-    from .models import load_model
-    from .video import load_clip
+    from ..device import prepare_model, resolve_amp, resolve_device
+    from ..models import load_model
+    from ..models.inference import predict_logits
+    from ..video import load_clip
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
     model = load_model(args.checkpoint, unsafe_pickle=args.unsafe_pickle, **model_overrides(args))
     model = prepare_model(model, device)
     clip = load_clip(args.video, model.spec)
-    with torch.inference_mode(), autocast(device, amp):
-        probs = model(clip.to(device)).float().softmax(dim=1)[0].cpu()
+    probs = predict_logits(model, clip, amp=amp).softmax(dim=1)[0]
     top = probs.topk(min(args.top, probs.numel()))
     for p, i in zip(top.values.tolist(), top.indices.tolist()):
         print(f"{p:7.2%}  {model.spec.class_names[i]}")
@@ -127,7 +130,7 @@ def predict(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """Train one model."""
-    from .train import TrainConfig, train_model
+    from ..train import TrainConfig, train_model
 
     config = TrainConfig(
         scheme=args.scheme, data=str(args.data), out=str(args.out), backbone=args.backbone,
@@ -142,8 +145,8 @@ def train(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     """Accuracy overall, per class kind, per class, and reverse -> mirror."""
-    from .device import resolve_amp, resolve_device
-    from .evaluate import evaluate_checkpoint, format_report
+    from ..device import resolve_amp, resolve_device
+    from ..evaluate import evaluate_checkpoint, format_report
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
@@ -157,7 +160,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """List or regenerate the shipped demo models."""
-    from .demo import demo_manifest, reevaluate_demo_zoo, train_demo_zoo
+    from ..demo import demo_manifest, reevaluate_demo_zoo, train_demo_zoo
 
     if args.train:
         train_demo_zoo(args.schemes or None)

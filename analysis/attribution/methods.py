@@ -1,0 +1,354 @@
+"""The attribution method table and `attribute`: one call shape for every Captum method and scheme.
+
+`attribute(model, clip, method)` takes one clip (1, T, 3, H, W) (or (T, 3, H, W)) and returns an
+`Attribution` whose `map` is always (T, H, W): non-negative importance per input pixel and frame.
+Schemes are never special-cased except where Captum's output layout forces it (LayerGradCam:
+time folded into the batch for 2D schemes, kept as its own axis for 3D ones).
+
+Each row of `METHODS` names its Captum method, its options as a typed dataclass (defaults below;
+an unknown option is an error, not silently ignored) and how it runs. Every method runs on a
+private view of the model (`workbench.models.views`): Captum's Grad-CAM and Guided Backprop attach
+hooks, and a model shared with other threads must never carry them.
+
+Defaults:
+- baselines: zeros in the model's normalised input space, i.e. the dataset-mean colour.
+- Integrated Gradients: 32 Gauss-Legendre steps, all in one batch (internal_batch_size = steps),
+  with Captum's convergence delta (convergence_delta=False skips its two extra forward passes).
+- SmoothGrad: 8 noisy samples of Saliency, noise std 0.15 x the clip's value range.
+- Occlusion: a window of 2 frames x 3 channels x (S/6)^2 pixels, stride 1 frame x S/12 pixels,
+  baseline 0, 32 perturbed clips per forward pass.
+- Temporal FeatureAblation: one frame (or `block` consecutive frames) replaced by the baseline.
+- LayerGradCam: on `layer4` (the last stage), ReLU'd, upsampled to the input (bilinear per frame
+  for 2D schemes, trilinear over time and space for 3D ones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import (
+    FeatureAblation,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
+from torch import nn
+
+from workbench.device import model_device
+from workbench.errors import OptionError
+from workbench.models.inference import predict_logits
+from workbench.models.views import private_view
+
+__all__ = ["METHODS", "Attribution", "Method", "NoOptions", "Output", "as_clip", "attribute",
+    "default_window", "method_label", "predicted_class", "register_method"]
+
+
+@dataclass
+class Attribution:
+    """One attribution of one clip by one model and method."""
+
+    method: str
+    target: int
+    map: np.ndarray  # (T, H, W) float32, non-negative importance
+    signed_map: np.ndarray  # (T, H, W) float32, channel-summed signed attribution
+    raw: np.ndarray | None  # (T, C, H, W) float32 when the method attributes every input value
+    options: dict[str, Any] = field(default_factory=dict)
+    delta: float | None = None  # Integrated Gradients' convergence delta (completeness error)
+    seconds: float = 0.0
+
+    @property
+    def frames(self) -> int:
+        """Number of frames in the map."""
+        return int(self.map.shape[0])
+
+
+@dataclass
+class Output:
+    """What a method computes: per-input-value attributions (`raw`) or its own (T, H, W) map."""
+
+    raw: torch.Tensor | None = None  # (1, T, C, H, W)
+    own_map: torch.Tensor | None = None  # (T, H, W)
+    delta: float | None = None
+
+
+# --- options, one dataclass per method -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A method without settings."""
+
+
+@dataclass(frozen=True)
+class IntegratedGradientsOptions:
+    """Integrated Gradients' settings."""
+
+    steps: int = 32
+    internal_batch_size: int | None = None  # None: all steps in one batch
+    baseline: float = 0.0
+    convergence_delta: bool = True  # the completeness check the maps are judged by (+2 forward passes)
+
+
+@dataclass(frozen=True)
+class SmoothGradOptions:
+    """SmoothGrad's settings (noise std is `noise` x the clip's value range)."""
+
+    samples: int = 8
+    noise: float = 0.15
+    batch: int | None = None  # samples per pass; None: all at once
+
+
+@dataclass(frozen=True)
+class OcclusionOptions:
+    """Occlusion's window (None: 1/6 of the side, stride 1/12) and batching."""
+
+    window: int | None = None
+    stride: int | None = None
+    window_frames: int = 2
+    stride_frames: int = 1
+    baseline: float = 0.0
+    perturbations_per_eval: int = 32
+
+
+@dataclass(frozen=True)
+class TemporalAblationOptions:
+    """Temporal FeatureAblation: `block` frames at a time replaced by `baseline`."""
+
+    block: int = 1
+    baseline: float = 0.0
+    perturbations_per_eval: int | None = None  # None: every frame in one pass
+
+
+@dataclass(frozen=True)
+class GradCamOptions:
+    """Grad-CAM's target layer (a module name of the model, or the module itself)."""
+
+    layer: Any = "layer4"
+
+
+RunFn = Callable[[nn.Module, torch.Tensor, int, Any], Output]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method, as the table lists it."""
+
+    name: str
+    label: str  # display name
+    captum: str  # the Captum class behind it
+    options: type
+    run: RunFn  # (private view, inputs (1,T,C,H,W) requiring grad, target, options) -> Output
+    expensive: bool = False  # many forward passes: pages show progress for it
+    description: str = ""
+
+    def parse(self, given: Mapping[str, Any] | None = None) -> Any:
+        """The method's typed options from keyword values; OptionError naming unknown ones."""
+        given = dict(given or {})
+        fields = [f.name for f in dataclasses.fields(self.options)]
+        unknown = sorted(set(given) - set(fields))
+        if unknown:
+            known = ", ".join(fields) if fields else "none"
+            raise OptionError(f"unknown option {unknown[0]!r} for {self.name}; its options: {known}")
+        return self.options(**given)
+
+
+def default_window(size: int) -> tuple[int, int]:
+    """Occlusion (window, stride) in pixels for an input of `size`: 1/6 and 1/12 of the side."""
+    window = max(2, round(size / 6))
+    return window, max(1, window // 2)
+
+
+def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
+    if isinstance(layer, nn.Module):
+        return layer
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise ValueError(f"model has no layer {layer!r}")
+    return modules[layer]
+
+
+# --- how each method runs --------------------------------------------------------------------------------
+
+
+def _saliency(model: nn.Module, inputs: torch.Tensor, target: int, o: NoOptions) -> Output:
+    return Output(raw=Saliency(model).attribute(inputs, target=target, abs=True))
+
+
+def _integrated_gradients(
+    model: nn.Module, inputs: torch.Tensor, target: int, o: IntegratedGradientsOptions
+) -> Output:
+    out = IntegratedGradients(model).attribute(
+        inputs, baselines=o.baseline, target=target, n_steps=o.steps,
+        internal_batch_size=o.internal_batch_size or o.steps, return_convergence_delta=o.convergence_delta,
+    )
+    if o.convergence_delta:
+        return Output(raw=out[0], delta=float(out[1].abs().max()))
+    return Output(raw=out)
+
+
+def _smoothgrad(model: nn.Module, inputs: torch.Tensor, target: int, o: SmoothGradOptions) -> Output:
+    stdev = o.noise * float(inputs.max() - inputs.min())
+    raw = NoiseTunnel(Saliency(model)).attribute(
+        inputs, nt_type="smoothgrad", nt_samples=o.samples, stdevs=stdev,
+        nt_samples_batch_size=o.batch or o.samples, target=target, abs=True,
+    )
+    return Output(raw=raw)
+
+
+def _input_x_gradient(model: nn.Module, inputs: torch.Tensor, target: int, o: NoOptions) -> Output:
+    return Output(raw=InputXGradient(model).attribute(inputs, target=target))
+
+
+def _guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int, o: NoOptions) -> Output:
+    return Output(raw=GuidedBackprop(model).attribute(inputs, target=target))
+
+
+def _occlusion(model: nn.Module, inputs: torch.Tensor, target: int, o: OcclusionOptions) -> Output:
+    clip = inputs.detach()
+    _, frames, _, height, width = clip.shape
+    window, stride = default_window(min(height, width))
+    window, stride = o.window or window, o.stride or stride
+    window_frames = min(frames, o.window_frames)
+    raw = Occlusion(model).attribute(
+        clip, sliding_window_shapes=(window_frames, 3, window, window),
+        strides=(o.stride_frames, 3, stride, stride), baselines=o.baseline, target=target,
+        perturbations_per_eval=o.perturbations_per_eval,
+    )
+    return Output(raw=raw)
+
+
+def _temporal_ablation(
+    model: nn.Module, inputs: torch.Tensor, target: int, o: TemporalAblationOptions
+) -> Output:
+    clip = inputs.detach()
+    frames = clip.shape[1]
+    block = max(1, o.block)
+    mask = (torch.arange(frames, device=clip.device) // block).view(1, frames, 1, 1, 1)
+    per_frame = FeatureAblation(model).attribute(
+        clip, baselines=o.baseline, target=target, feature_mask=mask,
+        perturbations_per_eval=o.perturbations_per_eval or frames,
+    )
+    # every value of a frame holds that frame's logit drop: one number per frame, spread flat
+    return Output(own_map=per_frame[0, :, 0].detach())
+
+
+def _gradcam(model: nn.Module, inputs: torch.Tensor, target: int, o: GradCamOptions) -> Output:
+    """Grad-CAM on the layer, brought back to (T, H, W) whatever the scheme's feature layout."""
+    _, frames, _, height, width = inputs.shape
+    cam = LayerGradCam(model, _resolve_layer(model, o.layer)).attribute(
+        inputs, target=target, relu_attributions=True
+    )
+    if cam.dim() == 4:  # 2D scheme: (B*T, 1, h, w), time folded into the batch
+        cam = F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)
+    elif cam.dim() == 5:  # 3D scheme: (B, 1, T', h, w); T' may be shorter than T after temporal strides
+        cam = F.interpolate(cam, size=(frames, height, width), mode="trilinear", align_corners=False)
+    else:
+        raise ValueError(f"layer output of shape {tuple(cam.shape)} is not a feature map")
+    return Output(own_map=cam.reshape(frames, height, width).detach())
+
+
+# --- the table -----------------------------------------------------------------------------------------
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    """Add (or replace) a row; pages and tables list methods in table order."""
+    METHODS[method.name] = method
+    return method
+
+
+for _row in (
+    Method("saliency", "Saliency", "Saliency", NoOptions, _saliency,
+           description="|gradient| of the class score"),
+    Method("integrated_gradients", "Integrated Gradients", "IntegratedGradients", IntegratedGradientsOptions,
+           _integrated_gradients, expensive=True, description="gradients along a path from the baseline"),
+    Method("smoothgrad", "SmoothGrad", "NoiseTunnel(Saliency)", SmoothGradOptions, _smoothgrad,
+           expensive=True, description="saliency averaged over noisy copies"),
+    Method("input_x_gradient", "Input × Gradient", "InputXGradient", NoOptions, _input_x_gradient,
+           description="input times gradient"),
+    Method("guided_backprop", "Guided Backprop", "GuidedBackprop", NoOptions, _guided_backprop,
+           description="gradients with negative ReLU gradients dropped"),
+    Method("occlusion", "Occlusion", "Occlusion", OcclusionOptions, _occlusion, expensive=True,
+           description="score drop when a space-time patch is hidden"),
+    Method("temporal_ablation", "Temporal ablation", "FeatureAblation", TemporalAblationOptions,
+           _temporal_ablation, description="score change when a frame is replaced by the baseline"),
+    Method("gradcam", "Grad-CAM", "LayerGradCam", GradCamOptions, _gradcam,
+           description="last stage's features weighted by their gradients"),
+):
+    register_method(_row)
+
+
+def method_label(name: str) -> str:
+    """Display name of a method (its name when it is not in the table)."""
+    row = METHODS.get(name)
+    return row.label if row is not None else name
+
+
+# --- attribute -------------------------------------------------------------------------------------------
+
+
+def as_clip(clip: torch.Tensor) -> torch.Tensor:
+    """A single clip as (1, T, C, H, W) float32."""
+    if clip.dim() == 4:
+        clip = clip.unsqueeze(0)
+    if clip.dim() != 5 or clip.shape[0] != 1:
+        raise ValueError(f"expected one clip (1, T, C, H, W) or (T, C, H, W), got {tuple(clip.shape)}")
+    return clip.float()
+
+
+def predicted_class(model: nn.Module, clip: torch.Tensor) -> int:
+    """The class the model predicts for the clip."""
+    return int(predict_logits(model, as_clip(clip)).argmax(dim=1).item())
+
+
+def attribute(
+    model: nn.Module,
+    clip: torch.Tensor,
+    method: str,
+    target: int | None = None,
+    **opts: Any,
+) -> Attribution:
+    """Attribute `target` (default: the predicted class) of one clip with `method` (see METHODS);
+    `opts` are the method's options (an unknown one is an OptionError)."""
+    if method not in METHODS:
+        raise OptionError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
+    row = METHODS[method]
+    options = row.parse(opts)
+    view = private_view(model)  # eval mode: BatchNorm in train mode makes maps depend on the batch
+    clip = as_clip(clip).detach().to(model_device(view))  # the model may live on a GPU
+    if target is None:
+        target = predicted_class(view, clip)
+    start = time.perf_counter()
+    out = row.run(view, clip.clone().requires_grad_(True), int(target), options)
+    seconds = time.perf_counter() - start
+    if out.raw is not None:
+        raw_np = out.raw.detach()[0].float().cpu().numpy()
+        signed = raw_np.sum(axis=1)
+        importance = np.abs(raw_np).sum(axis=1)
+    elif out.own_map is not None:
+        raw_np = None
+        signed = out.own_map.float().cpu().numpy()
+        # Grad-CAM is ReLU'd already; a frame whose removal raises the score matters as much as one
+        # whose removal lowers it, so ablation importance is the size of the change
+        importance = np.abs(signed)
+    else:
+        raise ValueError(f"attribution method {method!r} returned neither values nor a map")
+    used = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else type(v).__name__)
+            for k, v in dataclasses.asdict(options).items()}
+    return Attribution(
+        method=method, target=int(target), map=importance.astype(np.float32),
+        signed_map=signed.astype(np.float32), raw=None if raw_np is None else raw_np.astype(np.float32),
+        options=used, delta=out.delta, seconds=seconds,
+    )

@@ -1,0 +1,50 @@
+"""Arguments several commands share: devices, release-checkpoint options, model labels, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..device import AMP_CHOICES
+from ..model_options import OPTIONS, parse_model_options
+
+
+def add_device_args(parser: argparse.ArgumentParser, amp: bool = True) -> None:
+    """Add --device (and --amp for inference-only commands) to a command's parser."""
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+    if amp:
+        parser.add_argument("--amp", choices=AMP_CHOICES, default="off",
+                            help="inference precision on CUDA: bf16 or fp16 autocast (default: off)")
+
+
+def add_model_option_args(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable `--model-option KEY=VALUE` to a command that loads checkpoints."""
+    parser.add_argument(
+        "--model-option", action="append", default=[], metavar="KEY=VALUE", dest="model_option",
+        help="what a release checkpoint (GSM/GSF/TSM/TSN) cannot say, e.g. frames=16 or "
+             f"classes=labels.txt; repeat for several; keys: {', '.join(OPTIONS)}",
+    )
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The load_model overrides a parsed command line asks for (empty without --model-option)."""
+    return parse_model_options(getattr(args, "model_option", None) or [])
+
+
+def model_labels(paths: list[Path]) -> list[str]:
+    """Model labels from checkpoint names, made unique (gsm, gsm-2, ...)."""
+    labels: list[str] = []
+    for path in paths:
+        label, n = path.stem, 2
+        while label in labels:
+            label, n = f"{path.stem}-{n}", n + 1
+        labels.append(label)
+    return labels
+
+
+def print_json(data: object) -> None:
+    """JSON to stdout."""
+    print(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,26 @@
+"""Running a model over a batch of clips: one helper for device, no-grad, batching and precision."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..device import autocast, model_device
+
+
+def predict_logits(
+    model: nn.Module, clips: torch.Tensor, batch_size: int | None = None, amp: torch.dtype | None = None
+) -> torch.Tensor:
+    """float32 logits (N, classes) on the CPU of clips (N, T, 3, H, W), `batch_size` clips per pass
+    (all at once by default), on the model's device, under inference mode (and autocast with `amp`)."""
+    device = model_device(model)
+    size = batch_size or max(1, clips.shape[0])
+    out = []
+    with torch.inference_mode():
+        for start in range(0, clips.shape[0], size):
+            batch = clips[start : start + size].to(device, non_blocking=True)
+            with autocast(device, amp):
+                out.append(model(batch).float().cpu())
+    if not out:
+        raise ValueError("no clips to run")
+    return torch.cat(out)

@@ -1,0 +1,186 @@
+"""The scheme table: one row per way of modelling time, carrying everything that differs per scheme.
+
+A row says what the scheme is (title, paper, what mixes time, its cost), how it is built (a temporal
+operator before a 2D block's convs, or a conv builder replacing a 3D block's 3x3 conv; where the
+operator sits in a bottleneck; the build options it reads), whether it has gates, and how one of its
+blocks routes features between frames (for the diagram). The backbone, `build_model`, the CLI's
+choices, the app's pickers, the diagrams and the reports all read this table; a new scheme is one
+`register_scheme(Scheme(...))`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .spatiotemporal import ChannelSeparated, Conv2Plus1D, ConvBuilder, GroupedSpatioTemporal, conv_full3d
+from .temporal import GateShift, GateShiftFuse, TemporalOp, TemporalShift
+
+# (channels, build options) -> the operator a 2D block applies before its convs
+OperatorBuilder = Callable[[int, Mapping[str, Any]], TemporalOp]
+# (offset from frame t, route, cell text): where output channels at relative height `position` in
+# [0, 1) of a block's channels take their features from; route names: workbench.models.schemes.ROUTES
+Route = tuple[int, str, str]
+RoutingFn = Callable[[float, Mapping[str, Any]], tuple[Route, ...]]
+
+ROUTES = ("none", "copy", "gated", "kernel", "depthwise")
+# build options every scheme accepts (the backbone reads them); a row adds its own
+COMMON_OPTIONS = ("temporal_stages", "dropout")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One way of modelling time, as a researcher would describe it, and how to build it."""
+
+    name: str
+    title: str
+    kind: str  # "2d" (time folded into the batch, a temporal operator per block) or "3d"
+    mixes_time: str  # what mixes information over time
+    cost: str  # what that costs, in words
+    paper: str
+    routing: RoutingFn
+    operator: OperatorBuilder | None = None  # 2D schemes with a temporal operator
+    operator_name: str | None = None  # the operator's submodule name in a block ("shift", "gsm", ...)
+    inner: bool = False  # bottleneck: the operator acts after the 3x3 conv (else on the block input)
+    conv: ConvBuilder | None = None  # 3D schemes: the kxk conv of a temporal stage's blocks
+    gated: bool = False  # the operator has GSM gates (gate analyses and interventions apply)
+    options: tuple[str, ...] = ()  # build options this scheme reads
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("2d", "3d"):
+            raise ValueError(f"scheme {self.name!r}: kind must be '2d' or '3d', not {self.kind!r}")
+        if self.kind == "3d" and self.conv is None:
+            raise ValueError(f"3D scheme {self.name!r} needs a conv builder")
+        if (self.operator is None) != (self.operator_name is None):
+            raise ValueError(f"scheme {self.name!r}: give both operator and operator_name, or neither")
+
+    @property
+    def is_3d(self) -> bool:
+        """True when blocks run 3D convolutions on (B, C, T, H, W)."""
+        return self.kind == "3d"
+
+    def build_operator(self, channels: int, options: Mapping[str, Any]) -> tuple[str, nn.Module] | None:
+        """(submodule name, module) of this scheme's temporal operator for a block, if it has one."""
+        if self.operator is None or self.operator_name is None:
+            return None
+        return self.operator_name, self.operator(channels, options)
+
+    def routes(self, position: float, options: Mapping[str, Any] | None = None) -> tuple[Route, ...]:
+        """Where channels at `position` (0..1 of a block's channels) take their features from."""
+        found = tuple(self.routing(position, options or {}))
+        unknown = [route for _, route, _ in found if route not in ROUTES]
+        if unknown:
+            raise ValueError(f"scheme {self.name!r} routes by unknown route {unknown[0]!r}; known: {ROUTES}")
+        return found
+
+
+# --- how each scheme's block routes features (read off the operators' definitions) ---------------
+
+
+def _route_identity(position: float, options: Mapping[str, Any]) -> tuple[Route, ...]:
+    return ((0, "copy", "x"),)
+
+
+def _route_shift(position: float, options: Mapping[str, Any]) -> tuple[Route, ...]:
+    fraction = float(options.get("shift_fraction", 1 / 8))
+    # TemporalShift: the first fold channels take frame t+1, the next fold frame t-1
+    offset = 1 if position < fraction else -1 if position < 2 * fraction else 0
+    return ((offset, "copy", "x"),)
+
+
+def _route_gates(mark: str) -> RoutingFn:
+    def routes(position: float, options: Mapping[str, Any]) -> tuple[Route, ...]:
+        group = int(position * int(options.get("gate_groups", 2)))
+        # GateShift.arrive: even groups receive frame t+1, odd groups frame t-1
+        offset = 1 if group % 2 == 0 else -1
+        return ((0, "gated", f"1-g{mark}"), (offset, "gated", f"g{mark}"))
+
+    return routes
+
+
+def _route_kernel(route: str, label: str) -> RoutingFn:
+    def routes(position: float, options: Mapping[str, Any]) -> tuple[Route, ...]:
+        return tuple((offset, route, label) for offset in (-1, 0, 1))
+
+    return routes
+
+
+def _route_grouped(position: float, options: Mapping[str, Any]) -> tuple[Route, ...]:
+    if position < float(options.get("gst_temporal_fraction", 0.5)):
+        return tuple((offset, "kernel", "W") for offset in (-1, 0, 1))
+    return ((0, "kernel", "Ws"),)
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+SCHEMES: dict[str, Scheme] = {}
+
+
+def register_scheme(scheme: Scheme) -> Scheme:
+    """Add (or replace) a row of the table; everything that lists schemes picks it up."""
+    SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+def available_schemes() -> list[str]:
+    """Registered scheme names, order-blind baseline first."""
+    return list(SCHEMES)
+
+
+def get_scheme(name: str) -> Scheme:
+    """The row of `name`; ValueError naming the known schemes otherwise."""
+    if name not in SCHEMES:
+        raise ValueError(f"unknown scheme {name!r}; choose from {', '.join(SCHEMES)}")
+    return SCHEMES[name]
+
+
+def build_options() -> set[str]:
+    """Every build option some registered scheme (or the backbone) reads."""
+    return {*COMMON_OPTIONS, *(option for scheme in SCHEMES.values() for option in scheme.options)}
+
+
+for _row in (
+    Scheme("tsn", "TSN", "2d", "nothing: frames are classified alone and averaged",
+           "none", "Wang et al., ECCV 2016", _route_identity),
+    Scheme("tsm", "Temporal Shift", "2d",
+           "a fixed 1/8 of channels shifted one frame back, 1/8 forward, in every block",
+           "zero FLOPs, zero parameters (memory moves)", "Lin et al., ICCV 2019", _route_shift,
+           operator=lambda channels, o: TemporalShift(channels, o.get("shift_fraction", 1 / 8)),
+           operator_name="shift", options=("shift_fraction",)),
+    Scheme("gsm", "Gate-Shift", "2d",
+           "learned tanh gates decide per position how much of each channel group moves "
+           "to the previous / next frame",
+           "one grouped 3x3x3 conv to 2 channels per block (+~0.5% FLOPs)",
+           "Sudhakaran et al., CVPR 2020", _route_gates(""),
+           operator=lambda channels, o: GateShift(channels, o.get("gate_groups", 2),
+                                                  o.get("interleave", False)),
+           operator_name="gsm", inner=True, gated=True, options=("gate_groups", "interleave")),
+    Scheme("gsf", "Gate-Shift-Fuse", "2d",
+           "GSM's gated shift plus a learned fusion of shifted and kept features",
+           "GSM's gate conv + two tiny 3x3 fusion convs per block",
+           "Sudhakaran et al., TPAMI 2023", _route_gates("*"),
+           operator=lambda channels, o: GateShiftFuse(
+               channels, o.get("gate_groups", 2), o.get("gsf_channel_ratio", 100),
+               o.get("interleave", False)),
+           operator_name="gsf", inner=True, gated=True,
+           options=("gate_groups", "gsf_channel_ratio", "interleave")),
+    Scheme("c3d", "3D conv", "3d", "every 3x3 conv is 3x3x3: space and time in one kernel",
+           "3x the parameters and FLOPs of the 3x3 convs", "Tran et al., ICCV 2015 / R3D",
+           _route_kernel("kernel", "W"), conv=conv_full3d),
+    Scheme("r2plus1d", "(2+1)D", "3d",
+           "each 3x3x3 factorised into 1x3x3 spatial then 3x1x1 temporal",
+           "about the parameters of 3x3x3, an extra nonlinearity", "Tran et al., CVPR 2018",
+           _route_kernel("kernel", "Wt"), conv=Conv2Plus1D),
+    Scheme("csn", "Channel-separated", "3d",
+           "depthwise 3x3x3 (per channel space-time); channels mix only in 1x1x1 convs",
+           "far fewer parameters and FLOPs than 3x3x3", "Tran et al., ICCV 2019",
+           _route_kernel("depthwise", "w"), conv=ChannelSeparated, options=("csn_pointwise",)),
+    Scheme("gst", "Grouped spatio-temporal", "3d",
+           "channels split: one group 3x3x3, the other 1x3x3, concatenated",
+           "between 2D and 3D, set by the split", "Luo & Yuille, ICCV 2019", _route_grouped,
+           conv=GroupedSpatioTemporal, options=("gst_temporal_fraction",)),
+):
+    register_scheme(_row)

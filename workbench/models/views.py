@@ -1,0 +1,22 @@
+"""Private views of a shared model: somewhere to attach hooks without touching what others run.
+
+The app keeps one instance of each model for every session and thread. An analysis that attaches
+hooks (gate capture, interventions, Captum's Grad-CAM and Guided Backprop) must not attach them to
+that instance: a forward running at the same time in another thread would pass through them. A view
+is a copy of the module tree that shares every parameter and buffer with the original (no tensor is
+copied; building one costs milliseconds), so hooks on the view are seen only by forwards of the view.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+from torch import nn
+
+
+def private_view(model: nn.Module) -> nn.Module:
+    """A structural copy of `model` in eval mode sharing its weights; hooks on it stay private."""
+    shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    view = copy.deepcopy(model, shared)
+    return view.eval()
