@@ -8,6 +8,7 @@ fixtures `corpus`, `hostile` and the parametrised `decoder` (import `*_fixture` 
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import subprocess
@@ -212,6 +213,41 @@ def _zero_mdhd_timescale(data: bytes) -> bytes:
     return bytes(out)
 
 
+TEXT = "not a video or corrupt|a text file"
+# file name -> what the decoding layer must do: error= (VideoError) or warning= (VideoWarning), a regex
+HOSTILE_EXPECTED: dict[str, dict[str, str]] = {
+    "notes.txt": {"error": TEXT},
+    "text.mp4": {"error": TEXT},
+    "empty.mp4": {"error": "file is empty"},
+    "random.mp4": {"error": "not a video or corrupt"},
+    "moov_at_end_half.mp4": {"error": "not a video or corrupt"},
+    "no_moov.mp4": {"error": "not a video or corrupt"},
+    "faststart_cut.mp4": {"warning": r"\d+ of the 60 frames"},
+    "faststart_tail.mp4": {"warning": r"\d+ of the 60 frames"},
+    "truncated.avi": {"warning": r"\d+ of the 250 frames"},
+    "zero_timescale.mp4": {"error": "timescale|frame rate"},
+    "huge_raw.avi": {"error": "over the 8192x8192 pixel limit"},
+    "huge_mjpeg.avi": {"error": "over the 8192x8192 pixel limit"},
+    "zeroed_frames.mp4": {"error": "no frame decodes"},
+    "audio_only.mp4": {"error": "no video stream"},
+    "loop_a.mp4": {"error": "symlink loop"},
+    "dangling.mp4": {"error": "symlink to a missing file"},
+    "missing.mp4": {"error": "no such file"},
+    "folder.mp4": {"error": "folder has no numbered image frames"},
+    "fifo.mp4": {"error": "not a regular file"},
+    "bomb_frames": {"error": "'img_00002.png' is over the pixel limit"},
+    "over_limit_frames": {"error": "9000x9000 are over the 8192x8192 pixel limit"},
+    "mixed_frames": {"warning": r"1 of 6 frames differ in size .* img_00005.png \(32x24\)"},
+    "not_image_frames": {"error": "'img_00002.png' is not a readable image"},
+}
+
+
+def _png_bytes(frame: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(frame).save(out, format="png")
+    return out.getvalue()
+
+
 def build_hostile(folder: Path) -> dict[str, Hostile]:
     """Odd and broken inputs, each with what the decoding layer must do with it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -248,43 +284,16 @@ def build_hostile(folder: Path) -> dict[str, Hostile]:
     (folder / "dangling.mp4").symlink_to(folder / "gone.mp4")
     (folder / "folder.mp4").mkdir()
     os.mkfifo(folder / "fifo.mp4")
-    bomb = folder / "bomb_frames"
-    build_frame_folder(bomb, 3)
-    (bomb / "img_00002.png").write_bytes(_png_claiming(20000, 20000))
-    over = folder / "over_limit_frames"
-    build_frame_folder(over, 3)
-    (over / "img_00003.png").write_bytes(_png_claiming(9000, 9000))  # under PIL's bomb limit, over ours
-    mixed = folder / "mixed_frames"
-    build_frame_folder(mixed, 6)
-    Image.fromarray(index_frame(4, HEIGHT // 2, WIDTH // 2)).save(mixed / "img_00005.png")
-    not_image = folder / "not_image_frames"
-    build_frame_folder(not_image, 3)
-    (not_image / "img_00002.png").write_bytes(b"not a png")
-    cases = {
-        "notes.txt": Hostile(folder / "notes.txt", error="not a video or corrupt|a text file"),
-        "text.mp4": Hostile(folder / "text.mp4", error="not a video or corrupt|a text file"),
-        "empty.mp4": Hostile(folder / "empty.mp4", error="file is empty"),
-        "random.mp4": Hostile(folder / "random.mp4", error="not a video or corrupt"),
-        "moov_at_end_half.mp4": Hostile(folder / "moov_at_end_half.mp4", error="not a video or corrupt"),
-        "no_moov.mp4": Hostile(folder / "no_moov.mp4", error="not a video or corrupt"),
-        "faststart_cut.mp4": Hostile(folder / "faststart_cut.mp4", warning=r"\d+ of the 60 frames"),
-        "faststart_tail.mp4": Hostile(folder / "faststart_tail.mp4", warning=r"\d+ of the 60 frames"),
-        "truncated.avi": Hostile(folder / "truncated.avi", warning=r"\d+ of the 250 frames"),
-        "zero_timescale.mp4": Hostile(folder / "zero_timescale.mp4", error="timescale|frame rate"),
-        "huge_raw.avi": Hostile(folder / "huge_raw.avi", error="over the 8192x8192 pixel limit"),
-        "huge_mjpeg.avi": Hostile(folder / "huge_mjpeg.avi", error="over the 8192x8192 pixel limit"),
-        "zeroed_frames.mp4": Hostile(folder / "zeroed_frames.mp4", error="no frame decodes"),
-        "audio_only.mp4": Hostile(folder / "audio_only.mp4", error="no video stream"),
-        "loop_a.mp4": Hostile(folder / "loop_a.mp4", error="symlink loop"),
-        "dangling.mp4": Hostile(folder / "dangling.mp4", error="symlink to a missing file"),
-        "missing.mp4": Hostile(folder / "missing.mp4", error="no such file"),
-        "folder.mp4": Hostile(folder / "folder.mp4", error="folder has no numbered image frames"),
-        "fifo.mp4": Hostile(folder / "fifo.mp4", error="not a regular file"),
-        "bomb_frames": Hostile(bomb, error="'img_00002.png' is over the pixel limit"),
-        "over_limit_frames": Hostile(over, error="9000x9000 are over the 8192x8192 pixel limit"),
-        "mixed_frames": Hostile(mixed, warning=r"1 of 6 frames differ in size .* img_00005.png \(32x24\)"),
-        "not_image_frames": Hostile(not_image, error="'img_00002.png' is not a readable image"),
-    }
+    # frame folders with one odd frame each: (folder, frames, odd frame's name, its bytes)
+    for name, frames, odd, data in [
+        ("bomb_frames", 3, "img_00002.png", _png_claiming(20000, 20000)),
+        ("over_limit_frames", 3, "img_00003.png", _png_claiming(9000, 9000)),  # under PIL's bomb limit
+        ("mixed_frames", 6, "img_00005.png", _png_bytes(index_frame(4, HEIGHT // 2, WIDTH // 2))),
+        ("not_image_frames", 3, "img_00002.png", b"not a png"),
+    ]:
+        build_frame_folder(folder / name, frames)
+        (folder / name / odd).write_bytes(data)
+    cases = {name: Hostile(folder / name, **expected) for name, expected in HOSTILE_EXPECTED.items()}
     for helper in ("normal.mp4", "faststart.mp4", "long.avi", "raw.avi", "mjpeg.avi"):
         (folder / helper).unlink()
     return cases

@@ -23,7 +23,6 @@ from workbench.decode.choice import (
     DECODERS,
     ENV_VAR,
     available_decoders,
-    decoder_choice,
     get_decoder,
     resolve_decoder,
     set_decoder,
@@ -95,11 +94,11 @@ def _open(video: VideoSource, decoder: str | None = None) -> _Opened:
             VideoWarning,
             stacklevel=3,
         )
-    if name == "pyav" or (decoder_choice(decoder) == "auto" and not probe.closed_gops):
-        # decord seeks off by frames on open GOPs: PyAV is exact there, faster than decord from the start
-        return probe
+    if name == "pyav" or not probe.closed_gops:
+        return probe  # decord seeks off by frames on open GOPs: PyAV decodes those
     from workbench.decode.decord_decoder import DecordVideo  # imported only where decord is chosen
 
+    probe.close()  # its decoder threads are not needed while decord decodes; a fallback reopens it
     return _WithFallback(DecordVideo(probe), probe)
 
 

@@ -45,15 +45,10 @@ def available_decoders() -> list[str]:
     return [name for name in ("decord", "pyav") if _importable("decord" if name == "decord" else "av")]
 
 
-def decoder_choice(requested: str | None = None) -> str:
-    """The request checked, or the choice in force when there is none: auto, decord or pyav."""
-    return get_decoder() if requested is None else _checked(requested, "decoder")
-
-
 def resolve_decoder(requested: str | None = None) -> str:
-    """The back end that decodes for a request: "auto" is decord where it imports, else PyAV.
-    decord hands files it cannot read to PyAV (cut, damaged), and "auto" also those with open GOPs."""
-    name = decoder_choice(requested)
+    """The back end that decodes for a request: "auto" is decord where it imports, else PyAV. decord
+    hands PyAV the files it cannot read (cut, damaged) or cannot seek in exactly (open GOPs)."""
+    name = get_decoder() if requested is None else _checked(requested, "decoder")
     available = available_decoders()
     if name == "auto":
         return "decord" if "decord" in available else "pyav"

@@ -14,9 +14,6 @@ from decord._ffi.base import DECORDError, DECORDLimitReachedError
 from workbench.decode.errors import BackendFailed
 from workbench.decode.pyav_decoder import PyAVVideo
 
-# decord's random access is exact on closed GOPs only: elsewhere it reads from frame 0 on, in chunks (each
-# consecutive: decord decodes on without seeking) that keep only the wanted frames.
-_CHUNK = 32
 # decord signals bad input with RuntimeError, DECORDError (not a RuntimeError: truncated faststart
 # mp4), IndexError (frame count larger than the decodable frames) or a failed assert (0 frames).
 _DECODE_ERRORS = (RuntimeError, DECORDError, DECORDLimitReachedError, IndexError, AssertionError)
@@ -35,6 +32,10 @@ class DecordVideo:
 
     def decode(self, indices: list[int], height: int, width: int) -> np.ndarray:
         """Frames `indices` (sorted, unique) as upright uint8 (N,H,W,3) RGB at (height, width)."""
+        if not self.probe.closed_gops:
+            # decord counts frames from the keyframe it seeks to: on open GOPs (x265's CRA, mpeg4 in
+            # AVI with B-frames) 0.6.0 and decord2 3.4.0 return frames 2-10 away from the index asked
+            raise BackendFailed("decord seeks inexactly on open GOPs")
         full = (height, width) == (self.height, self.width)
         try:
             # The reader is opened at the wanted size: one reader per call, freed when the call ends.
@@ -43,14 +44,7 @@ class DecordVideo:
             if len(reader) != self.probe.packets:
                 # decord indexes other frames than the packets the probe counted: not the same index
                 raise BackendFailed(f"decord counts {len(reader)} frames, the probe {self.probe.packets}")
-            if self.probe.closed_gops:
-                return _batch(reader, indices, height, width)
-            wanted, kept = set(indices), []
-            for start in range(0, indices[-1] + 1, _CHUNK):
-                chunk = list(range(start, min(start + _CHUNK, indices[-1] + 1)))
-                frames = _batch(reader, chunk, height, width)
-                kept.extend(frame for index, frame in zip(chunk, frames) if index in wanted)
-            return np.stack(kept)
+            return _batch(reader, indices, height, width)
         except _DECODE_ERRORS as exc:
             raise BackendFailed(str(exc)) from None
 

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.stream import Disposition
 from av.video.frame import VideoFrame
 
 from workbench.decode import limits
@@ -46,7 +47,7 @@ class PyAVVideo:
     def __init__(self, source: Source) -> None:
         self.source, self.name = source, source.name
         self._threaded = True
-        self._container = self._open_container()
+        self._container: av.container.InputContainer | None = self._open_container()
         try:
             self._probe()
         except BaseException:
@@ -62,10 +63,12 @@ class PyAVVideo:
             container = av.open(self.source.open(), options=options, metadata_errors="replace")
         except _OPEN_ERRORS:
             raise cannot_decode(self.name, "not a video or corrupt") from None
-        if not container.streams.video:
+        # a cover picture (an "attached pic") is a video stream too, of one frame: not the video
+        streams = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+        if not streams:
             container.close()
             raise cannot_decode(self.name, "no video stream")
-        stream = container.streams.video[0]
+        stream = streams[0]
         # Frame and slice threads: ~2x on 2 cores. A frame thread reports an error with a later packet,
         # which is then lost too: after the first error the file is decoded again without threads.
         stream.thread_type = "AUTO" if self._threaded else "NONE"
@@ -108,7 +111,7 @@ class PyAVVideo:
         packets: list[tuple[int | None, bool]] = []
         first: VideoFrame | None = None
         try:
-            for packet in self._container.demux(self._stream):
+            for packet in self._live().demux(self._stream):
                 if packet.size:
                     packets.append((packet.pts, packet.is_keyframe))
                 if first is None:
@@ -228,7 +231,7 @@ class PyAVVideo:
         """Frames after seeking to keyframe `key` (none when the seek fails)."""
         assert self._pts is not None
         try:
-            self._container.seek(self._pts[key], stream=self._stream, backward=True, any_frame=False)
+            self._live().seek(self._pts[key], stream=self._stream, backward=True, any_frame=False)
         except _DECODE_ERRORS:
             return
         yield from self._indexed(self._decoded())
@@ -255,7 +258,7 @@ class PyAVVideo:
         """Decoded frames from the current position; a packet that fails to decode is skipped, as the
         ffmpeg command line does (the frame is then missing, which `scan` notices)."""
         try:
-            for packet in self._container.demux(self._stream):
+            for packet in self._live().demux(self._stream):
                 try:
                     yield from packet.decode()
                 except _DECODE_ERRORS:
@@ -267,22 +270,28 @@ class PyAVVideo:
         except _DECODE_ERRORS:
             return  # a cut file: the demuxer cannot read on
 
+    def _live(self) -> av.container.InputContainer:
+        if self._container is None:
+            self._container = self._open_container()
+        return self._container
+
     def _reopen(self) -> None:
-        self._container.close()
+        self.close()
         self._container = self._open_container()
 
     def close(self) -> None:
-        """Release the container (and its decoder threads)."""
-        try:
-            self._container.close()
-        except _DECODE_ERRORS:
-            pass
+        """Release the container and its decoder (threads, frame buffers); a later decode reopens it."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except _DECODE_ERRORS:
+                pass
+            self._container = None
 
 
 def _closed_gops(packets: list[tuple[int | None, bool]]) -> bool:
     """Whether no keyframe has leading frames: no packet decoded after a keyframe shows before it.
-    Seeking decoders that count frames from the keyframe (decord) are exact only then: on open GOPs
-    (x265's CRA, mpeg4 in AVI with B-frames) decord 0.6 returns frames 2-10 away from the index."""
+    Seeking decoders that count frames from the keyframe (decord) are exact only then."""
     if any(pts is None for pts, _ in packets):
         return False
     later_min: float = math.inf
