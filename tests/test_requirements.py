@@ -31,7 +31,8 @@ def test_requirements_resolve_from_wheels(platform: str, tmp_path: Path) -> None
 
     lock = tmp_path / "lock.txt"
     command = [find_uv_bin(), "pip", "compile", str(REQUIREMENTS), "--python-platform", platform,
-               "--python-version", "3.11", "--only-binary", ":all:", "--quiet", "--no-header", "-o", str(lock)]
+               "--python-version", "3.11", "--only-binary", ":all:", "--quiet", "--no-header",
+               "-o", str(lock)]
     env = {**os.environ, "MACOSX_DEPLOYMENT_TARGET": "14.0"}
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"requirements.txt does not resolve for {platform}:\n{run.stderr[-3000:]}"

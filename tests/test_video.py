@@ -140,7 +140,8 @@ def test_sampled_indices_decode_to_the_right_frames(tmp_path: Path, suffix: str,
         pytest.fail(f"the pinned imageio-ffmpeg has no {codec[1]} encoder")
     path = encode(tmp_path / f"clip{suffix}", marked_frames(20), codec)
     info = video.video_info(path, decoder=decoder)
-    expected = {"num_frames": 20, "height": 48, "width": 64, "fps": 25.0, "rotation": 0, "decoder": decoder}
+    expected = {"num_frames": 20, "height": 48, "width": 64, "fps": 25.0, "rotation": 0, "mirrored": False,
+                "decoder": decoder}
     assert info == expected
     frames = read_frames(path, [0, 5, 19, 5, 2], decoder=decoder)
     assert frames.dtype == torch.uint8 and frames.shape == (5, 48, 64, 3)
@@ -370,6 +371,7 @@ def test_frame_folder(frame_folder: Path) -> None:
         "width": 64,
         "fps": None,
         "rotation": 0,
+        "mirrored": False,
         "decoder": "frames",
     }
     frames = read_frames(frame_folder, [0, 9, 11, 1])

@@ -109,6 +109,7 @@ class Clip:
     codec: tuple[str, ...]
     before: tuple[str, ...] = ()
     rotation: int = 0  # display matrix rotation, degrees counter-clockwise (ffmpeg's -display_rotation)
+    mirrored: bool = False  # display matrix flips left-right first (-display_hflip: a selfie camera)
     height: int = HEIGHT
     width: int = WIDTH
 
@@ -134,6 +135,8 @@ CLIPS = {
         Clip("rotate_90.mp4", H264, rotation=90),
         Clip("rotate_180.mp4", H264, rotation=180),
         Clip("rotate_270.mp4", H264, rotation=270),
+        Clip("mirrored.mp4", H264, mirrored=True),
+        Clip("rotate_90_mirrored.mp4", H264, rotation=90, mirrored=True),
         Clip("portrait.mp4", H264, height=WIDTH, width=HEIGHT),
     ]
 }
@@ -144,11 +147,12 @@ def build_clip(folder: Path, clip: Clip, frames: int = FRAMES) -> Path:
     """Encode one corpus clip into `folder`."""
     path = folder / clip.name
     pixels = index_frames(frames, clip.height, clip.width)
-    if not clip.rotation:
+    if not clip.rotation and not clip.mirrored:
         return encode(path, pixels, list(clip.codec), before=clip.before)
     # the display matrix is set at remux time: the coded frames stay landscape, players turn them
     plain = encode(folder / f"unrotated_{clip.name}", pixels, list(clip.codec), before=clip.before)
-    ffmpeg("-display_rotation", str(clip.rotation), "-i", str(plain), "-c", "copy", str(path))
+    matrix = ["-display_rotation", str(clip.rotation)] + (["-display_hflip"] if clip.mirrored else [])
+    ffmpeg(*matrix, "-i", str(plain), "-c", "copy", str(path))
     plain.unlink()
     return path
 

@@ -54,6 +54,7 @@ class _Opened(Protocol):
     width: int
     fps: float | None
     rotation: int
+    mirrored: bool
 
     def decode(self, indices: list[int], height: int, width: int) -> np.ndarray: ...
 
@@ -65,7 +66,7 @@ class _WithFallback:
 
     def __init__(self, primary: _Opened, fallback: PyAVVideo) -> None:
         self.primary, self.fallback = primary, fallback
-        for key in ("name", "num_frames", "header_frames", "height", "width", "fps", "rotation"):
+        for key in ("name", "num_frames", "header_frames", "height", "width", "fps", "rotation", "mirrored"):
             setattr(self, key, getattr(fallback, key))
         self.decoder = primary.decoder
 
@@ -94,8 +95,9 @@ def _open(video: VideoSource, decoder: str | None = None) -> _Opened:
             VideoWarning,
             stacklevel=3,
         )
-    if name == "pyav" or not probe.closed_gops:
-        return probe  # decord seeks off by frames on open GOPs: PyAV decodes those
+    if name == "pyav" or not probe.closed_gops or probe.mirrored:
+        # decord seeks off by frames on open GOPs, and turns a mirrored video instead of flipping it
+        return probe
     from workbench.decode.decord_decoder import DecordVideo  # imported only where decord is chosen
 
     probe.close()  # its decoder threads are not needed while decord decodes; a fallback reopens it
@@ -210,7 +212,8 @@ def read_frames(
 
 def video_info(video: VideoSource, *, decoder: str | None = None) -> dict[str, Any]:
     """Frame count, upright size, fps (None for a frame folder or when unknown), the display rotation
-    applied (degrees counter-clockwise) and the back end ("decord", "pyav" or "frames")."""
+    applied (degrees counter-clockwise; `mirrored`: flipped left-right before it) and the back end
+    ("decord", "pyav" or "frames")."""
     opened = _open(video, decoder)
     opened.close()
     return {
@@ -219,6 +222,7 @@ def video_info(video: VideoSource, *, decoder: str | None = None) -> dict[str, A
         "width": opened.width,
         "fps": opened.fps,
         "rotation": opened.rotation,
+        "mirrored": opened.mirrored,
         "decoder": opened.decoder,
     }
 

@@ -28,6 +28,7 @@ class DecordVideo:
         self.probe = probe
         self.name, self.num_frames, self.fps = probe.name, probe.num_frames, probe.fps
         self.height, self.width, self.rotation = probe.height, probe.width, probe.rotation
+        self.mirrored = probe.mirrored
         self.header_frames = probe.header_frames
 
     def decode(self, indices: list[int], height: int, width: int) -> np.ndarray:

@@ -47,6 +47,7 @@ class FrameFolder:
     decoder = "frames"
     fps = None
     rotation = 0
+    mirrored = False
 
     def __init__(self, source: Source) -> None:
         assert source.path is not None

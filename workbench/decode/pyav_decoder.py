@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
 from collections import deque
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 from av.stream import Disposition
 from av.video.frame import VideoFrame
 
@@ -30,9 +32,32 @@ _OPEN_ERRORS = (av.FFmpegError, OSError, ValueError, IndexError, OverflowError, 
 _DECODE_ERRORS = (av.FFmpegError, ValueError, OverflowError, EOFError, RuntimeError)
 # FFmpeg demuxes a text file with a .txt name (the "tty" demuxer) as a video of ANSI art.
 _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf", "tty"})
-# swscale's bilinear, as decord's FFmpeg 4 scale filter: reduced-size frames then differ from decord's by
-# a mean of ~0.1-0.5 levels (94% of values equal, measured); bicubic differs by more.
-_INTERPOLATION = "BILINEAR"
+# Full size: swscale's bicubic, as the ffmpeg command line converts (8-bit 4:2:0 comes out the same with any
+# flag; 10-bit VP9 is byte-equal to the command line only with bicubic). Reduced size: bilinear, as
+# decord's FFmpeg 4 scale filter (on 360p H.264, 94% of values equal to decord's; bicubic differs more).
+_FULL_SIZE, _REDUCED_SIZE = "BICUBIC", "BILINEAR"
+
+
+# The display matrix's 2x2 part, by sign (a, b, c, d) -> (quarter turns counter-clockwise, mirrored first):
+# upright = rot90(fliplr(coded) if mirrored else coded, turns). Each of the 8 read off what the ffmpeg
+# command line's autorotation makes of -display_rotation 0/90/180/270 with and without -display_hflip/vflip.
+_ORIENTATIONS = {
+    (1, 0, 0, 1): (0, False), (0, -1, 1, 0): (1, False), (-1, 0, 0, -1): (2, False),
+    (0, 1, -1, 0): (3, False), (-1, 0, 0, 1): (0, True), (0, 1, 1, 0): (1, True),
+    (1, 0, 0, -1): (2, True), (0, -1, -1, 0): (3, True),
+}  # fmt: skip
+
+
+def _orientation(frame: VideoFrame) -> tuple[int, bool]:
+    """(quarter turns, mirrored) that make a decoded frame upright, from its display matrix."""
+    for side_data in frame.side_data:
+        if side_data.type == SideDataType.DISPLAYMATRIX:
+            matrix = struct.unpack("<9i", bytes(side_data)[:36])
+            signs = tuple(int(np.sign(value)) for value in (*matrix[0:2], *matrix[3:5]))
+            if signs in _ORIENTATIONS:
+                return _ORIENTATIONS[signs]
+    # no matrix, or a turn that is not a quarter: the nearest quarter turn, as FFmpeg reports it
+    return int(round((frame.rotation or 0) / 90.0)) % 4, False
 
 
 def _rate(value: Fraction | None) -> float | None:
@@ -89,11 +114,12 @@ class PyAVVideo:
             raise cannot_decode(self.name, "video stream has no frames")
         if first is None:
             raise cannot_decode(self.name, "no frame decodes (not a video or corrupt)")
-        # The display matrix (a phone's 90-degree turn) comes with every decoded frame.
-        self.rotation = int(round((first.rotation or 0) / 90.0)) % 4 * 90
+        # The display matrix (a phone's 90-degree turn, a mirrored selfie) comes with every decoded frame.
+        self._turns, self.mirrored = _orientation(first)
+        self.rotation = 90 * self._turns
         coded_height, coded_width = first.height, first.width
         limits.check_frame_size(self.name, coded_height, coded_width)
-        turned = self.rotation in (90, 270)
+        turned = self._turns % 2 == 1
         self.height, self.width = (coded_width, coded_height) if turned else (coded_height, coded_width)
         self._set_table(packets)
         self.packets = self.num_frames = len(packets)
@@ -157,17 +183,19 @@ class PyAVVideo:
 
     def decode(self, indices: list[int], height: int, width: int) -> np.ndarray:
         """Frames `indices` (sorted, unique) as upright uint8 (N,H,W,3) RGB at (height, width)."""
-        turns = self.rotation // 90
+        turns, mirrored = self._turns, self.mirrored
         # Scale in the decoder's own converter, to the size before the turn: no full-size RGB copy.
         coded = (width, height) if turns % 2 else (height, width)
         full = coded == ((self.width, self.height) if turns % 2 else (self.height, self.width))
 
         def convert(frame: VideoFrame) -> np.ndarray:
             if full:
-                rgb = frame.to_ndarray(format="rgb24")
+                rgb = frame.to_ndarray(format="rgb24", interpolation=_FULL_SIZE)
             else:
                 rgb = frame.to_ndarray(height=coded[0], width=coded[1], format="rgb24",
-                                       interpolation=_INTERPOLATION)
+                                       interpolation=_REDUCED_SIZE)
+            if mirrored:
+                rgb = rgb[:, ::-1]
             return np.rot90(rgb, turns) if turns else rgb
 
         found = self.scan(indices, convert)
