@@ -25,6 +25,7 @@ from tests.video_corpus import (  # noqa: F401
     corpus_fixture,
     decoder_fixture,
     encode,
+    ffmpeg,
     hostile_fixture,
     index_frames,
     read_index,
@@ -139,6 +140,23 @@ def test_ten_bit_video_within_the_colour_tolerance(tmp_path: Path, decoder: str,
     frames = read_frames(path, decoder=decoder).numpy()
     assert frames.shape == ref.shape and np.abs(frames.astype(int) - ref).mean() < 1.5
     assert [read_index(frame) for frame in frames] == list(range(12))
+
+
+def test_edit_list_frames_are_the_ones_shown(corpus: dict[str, Path], decoder: str, tmp_path: Path) -> None:
+    # A stream-copy cut at 0.5 s keeps the GOP from its keyframe on and an edit list hides the frames
+    # before the cut point: ffmpeg shows 27 of 28 packets. decord counts 28, so PyAV decodes it.
+    path = tmp_path / "cut.mp4"
+    ffmpeg("-ss", "0.5", "-i", str(corpus["h264.mp4"]), "-c", "copy", str(path))
+    ref = reference_frames(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VideoWarning)  # hidden frames are no damage
+        info = video_info(path, decoder=decoder)
+        frames = read_frames(path, decoder=decoder).numpy()
+    assert info["num_frames"] == len(ref) and np.array_equal(frames, ref)
+    first = read_index(ref[0])
+    assert first > 0 and [read_index(frame) for frame in frames] == list(range(first, first + len(ref)))
+    indices = sample_indices(len(ref), 8)
+    assert np.array_equal(read_frames(path, indices, decoder=decoder).numpy(), ref[indices])
 
 
 def test_vfr_clip_reports_an_average_rate(corpus: dict[str, Path], decoder: str) -> None:

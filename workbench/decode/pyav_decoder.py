@@ -108,8 +108,9 @@ class PyAVVideo:
         limits.check_frame_size(self.name, context.height, context.width)
         if not stream.time_base or stream.time_base <= 0:
             raise cannot_decode(self.name, "its timescale is 0")
-        self.header_frames = max(0, stream.frames)  # what the container claims; 0 when it does not say
         packets, first, complete = self._demux_once()
+        # what the container claims (0 when it does not say), less the packets an edit list hides
+        self.header_frames = max(0, stream.frames - self._hidden) if stream.frames else 0
         if not packets:
             raise cannot_decode(self.name, "video stream has no frames")
         if first is None:
@@ -136,9 +137,13 @@ class PyAVVideo:
         demuxer reached the end without an error."""
         packets: list[tuple[int | None, bool]] = []
         first: VideoFrame | None = None
+        self._hidden = 0
         try:
             for packet in self._live().demux(self._stream):
-                if packet.size:
+                # An mp4 edit list (a stream-copy cut) marks packets to decode but never show: not frames.
+                if packet.size and packet.is_discard:
+                    self._hidden += 1
+                elif packet.size:
                     packets.append((packet.pts, packet.is_keyframe))
                 if first is None:
                     try:
@@ -160,7 +165,8 @@ class PyAVVideo:
             return
         self._pts = sorted(stamps)  # type: ignore[arg-type]
         self._index = {pts: index for index, pts in enumerate(self._pts)}
-        self._keyframes = sorted(self._index[pts] for pts, key in packets if key) or [0]
+        # 0 stands for "decode from the start", keyframe or not (after an edit list, frame 0 may not be one)
+        self._keyframes = sorted({0, *(self._index[pts] for pts, key in packets if key)})
 
     def _fps(self, stream: av.video.stream.VideoStream) -> float | None:
         """The average frame rate; from the timestamps when the container gives none."""
