@@ -135,6 +135,13 @@ CLIPS = {
         Clip("rotate_90.mp4", H264, rotation=90),
         Clip("rotate_180.mp4", H264, rotation=180),
         Clip("rotate_270.mp4", H264, rotation=270),
+        # containers beyond the list, where decord's seeks are not exact (PyAV decodes them)
+        Clip("h264.ts", (*H264, "-f", "mpegts")),
+        Clip("h264.flv", H264),
+        Clip("wmv2.wmv", ("-c:v", "wmv2", "-q:v", "2")),
+        Clip("mpeg2.mpg", ("-c:v", "mpeg2video", "-q:v", "2", "-bf", "2", "-g", "10")),
+        Clip("theora.ogv", ("-c:v", "libtheora", "-q:v", "8")),
+        Clip("h264.mov", H264),
         Clip("mirrored.mp4", H264, mirrored=True),
         Clip("rotate_90_mirrored.mp4", H264, rotation=90, mirrored=True),
         Clip("portrait.mp4", H264, height=WIDTH, width=HEIGHT),

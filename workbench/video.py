@@ -95,11 +95,12 @@ def _open(video: VideoSource, decoder: str | None = None) -> _Opened:
             VideoWarning,
             stacklevel=3,
         )
-    if name == "pyav" or not probe.closed_gops or probe.mirrored:
-        # decord seeks off by frames on open GOPs, and turns a mirrored video instead of flipping it
+    if name == "pyav":
         return probe
-    from workbench.decode.decord_decoder import DecordVideo  # imported only where decord is chosen
+    from workbench.decode.decord_decoder import DecordVideo, decord_is_exact  # only where decord is chosen
 
+    if not decord_is_exact(probe):
+        return probe  # open GOPs, some containers, mirrored videos: decord returns other frames there
     probe.close()  # its decoder threads are not needed while decord decodes; a fallback reopens it
     return _WithFallback(DecordVideo(probe), probe)
 

@@ -14,9 +14,20 @@ from decord._ffi.base import DECORDError, DECORDLimitReachedError
 from workbench.decode.errors import BackendFailed
 from workbench.decode.pyav_decoder import PyAVVideo
 
+# Containers where decord's random access gave the frames a full decode gives (tests/test_decoders.py):
+# its seeks went 2-14 frames astray in FLV and ASF (wmv) with B-frames or coarse indexes, and in MPEG-TS
+# even its sequential frames were other frames.
+EXACT_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "ogg"})
 # decord signals bad input with RuntimeError, DECORDError (not a RuntimeError: truncated faststart
 # mp4), IndexError (frame count larger than the decodable frames) or a failed assert (0 frames).
 _DECODE_ERRORS = (RuntimeError, DECORDError, DECORDLimitReachedError, IndexError, AssertionError)
+
+
+def decord_is_exact(probe: PyAVVideo) -> bool:
+    """Whether decord gives frame i as index i here: a container it seeks in exactly, closed GOPs (it counts
+    frames from the keyframe it seeks to; x265's CRA and mpeg4 AVI with B-frames have leading frames),
+    no mirror in the display matrix (decord turns a mirrored video by 180 degrees instead)."""
+    return probe.container_format in EXACT_CONTAINERS and probe.closed_gops and not probe.mirrored
 
 
 class DecordVideo:
@@ -33,10 +44,8 @@ class DecordVideo:
 
     def decode(self, indices: list[int], height: int, width: int) -> np.ndarray:
         """Frames `indices` (sorted, unique) as upright uint8 (N,H,W,3) RGB at (height, width)."""
-        if not self.probe.closed_gops:
-            # decord counts frames from the keyframe it seeks to: on open GOPs (x265's CRA, mpeg4 in
-            # AVI with B-frames) 0.6.0 and decord2 3.4.0 return frames 2-10 away from the index asked
-            raise BackendFailed("decord seeks inexactly on open GOPs")
+        if not decord_is_exact(self.probe):
+            raise BackendFailed("decord would return other frames than the indices asked for")
         full = (height, width) == (self.height, self.width)
         try:
             # The reader is opened at the wanted size: one reader per call, freed when the call ends.

@@ -122,6 +122,7 @@ class PyAVVideo:
         limits.check_frame_size(self.name, coded_height, coded_width)
         turned = self._turns % 2 == 1
         self.height, self.width = (coded_width, coded_height) if turned else (coded_height, coded_width)
+        self.container_format = self._live().format.name
         self._set_table(packets)
         self.packets = self.num_frames = len(packets)
         self.closed_gops = _closed_gops(packets)
