@@ -208,8 +208,10 @@ HOSTILE = list(HOSTILE_EXPECTED)
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_file_gets_the_contract(hostile: dict[str, Hostile], decoder: str, name: str) -> None:
+def test_hostile_file_gets_the_contract(hostile: dict[str, Hostile], decoder: str, name: str,
+                                        capfd: pytest.CaptureFixture[str]) -> None:
     case = hostile[name]
+    capfd.readouterr()
     for call, run in _calls(case, decoder).items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -231,6 +233,8 @@ def test_hostile_file_gets_the_contract(hostile: dict[str, Hostile], decoder: st
                     # cut mid-frame and concealed by the decoder (as the ffmpeg command line shows it)
                     spelt = [read_index(frame) for frame in result.numpy()[:-1]]
                     assert len(result) > 1 and spelt == list(range(len(result) - 1))
+    # nothing but the error or warning: no FFmpeg log lines on stderr (a CLI prints one `error:` line)
+    assert capfd.readouterr().err == ""
 
 
 @pytest.mark.parametrize("name", ["faststart_cut.mp4", "faststart_tail.mp4", "truncated.avi"])

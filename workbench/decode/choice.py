@@ -35,7 +35,7 @@ def get_decoder() -> str:
 def _importable(module: str) -> bool:
     try:
         importlib.import_module(module)
-    except ImportError:  # also a module set to None in sys.modules: how tests hide decord
+    except (ImportError, OSError):  # a module set to None in sys.modules (how tests hide decord), a bad .so
         return False
     return True
 

@@ -14,6 +14,10 @@ from decord._ffi.base import DECORDError, DECORDLimitReachedError
 from workbench.decode.errors import BackendFailed
 from workbench.decode.pyav_decoder import PyAVVideo
 
+# decord's FFmpeg writes every concealed macroblock of a damaged file to stderr ("[mpeg4 @ 0x..] Error at
+# MB: 8"): the workbench says what it read itself (VideoWarning), one line, as PyAV's silent default does.
+decord.logging.set_level(decord.logging.QUIET)
+
 # Containers where decord's random access gave the frames a full decode gives (tests/test_decoders.py):
 # its seeks went 2-14 frames astray in FLV and ASF (wmv) with B-frames or coarse indexes, and in MPEG-TS
 # even its sequential frames were other frames.
