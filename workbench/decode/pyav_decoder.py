@@ -94,7 +94,8 @@ class PyAVVideo:
             container.close()
             raise cannot_decode(self.name, "no video stream")
         stream = streams[0]
-        # Frame and slice threads: ~2x on 2 cores. A frame thread reports an error with a later packet,
+        # Frame and slice threads: 8 frames of 360p/4K H.264 in 0.7x/0.7x the time on a busy 2-core
+        # machine (measured). A frame thread reports an error with a later packet,
         # which is then lost too: after the first error the file is decoded again without threads.
         stream.thread_type = "AUTO" if self._threaded else "NONE"
         self._stream = stream
