@@ -8,11 +8,11 @@ import json
 import zipfile
 from pathlib import Path
 
-import decord
 import numpy as np
 import pytest
 
 from workbench import probe
+from workbench.video import read_frames, video_info
 
 FRAMES, SIZE, SEED = 8, 48, 11
 PAIRS = [
@@ -26,19 +26,8 @@ STATIC = ["static_cross", "static_ring", "static_triangle", "static_bar"]
 
 
 def decode(path: Path) -> np.ndarray:
-    """All frames of a video as uint8 (T, H, W, 3)."""
-    reader = decord.VideoReader(str(path))
-    frames = []
-    for index in range(len(reader)):
-        frame = reader[index].asnumpy()
-        height, width = frame.shape[:2]
-        # decord 0.6.0 returns the stride-padded buffer for some widths (8, 12, 16, 24, 48, 72):
-        # shape (H, W, 4) instead of (H, W, 3), and get_batch raises. The first 3W bytes of each
-        # row are the pixels.
-        if frame.shape[2] != 3:
-            frame = frame.reshape(height, -1)[:, : width * 3].reshape(height, width, 3)
-        frames.append(frame)
-    return np.stack(frames)
+    """All frames of a video as uint8 (T, H, W, 3), through the workbench's own decoding layer."""
+    return read_frames(path).numpy()
 
 
 def render(class_name: str, seed: int, index: int, size: int = SIZE) -> tuple[np.ndarray, ...]:
@@ -182,7 +171,7 @@ def test_decoded_clips_match_render_and_masks(dataset: Path) -> None:
         rows = list(csv.DictReader(handle))
     for row in rows:
         name = row["label"]
-        assert len(decord.VideoReader(str(dataset / row["path"]))) == FRAMES
+        assert video_info(dataset / row["path"])["num_frames"] == FRAMES
         decoded = decode(dataset / row["path"]).astype(int)
         pixels, mask, background = render(name, SEED, 0)
         assert decoded.shape == pixels.shape

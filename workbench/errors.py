@@ -20,6 +20,10 @@ class VideoError(UserError):
     """An input that cannot be read as a video; the message names the file and the problem."""
 
 
+class VideoWarning(UserWarning):
+    """A video that is used, but not as a whole or not as it is (truncated, resized frames)."""
+
+
 class DatasetError(UserError, ValueError):
     """A dataset that cannot be read, or whose classes do not fit the model."""
 

@@ -1,122 +1,108 @@
-"""Video decoding (decord), frame sampling and preprocessing by ModelSpec.
+"""Video decoding (decord or PyAV), frame sampling and preprocessing by ModelSpec.
 
-Data flow: file/upload -> `read_frames` (uint8 T,H,W,3 RGB) -> `preprocess` (float T,3,S,S).
+Data flow: file/upload -> `read_frames` (uint8 T,H,W,3 RGB, upright) -> `preprocess` (float T,3,S,S).
 `load_clip` does both for one model input (1,T,3,S,S); `load_clips` for several models' inputs at once.
+The back ends live in `workbench.decode`; `set_decoder` / $WORKBENCH_DECODER choose one (auto: decord
+where installed, else PyAV). A bad input raises VideoError naming it; a video used only in part warns
+(VideoWarning) how much was read.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import re
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-import decord
 import numpy as np
 import torch
-from decord._ffi.base import DECORDError, DECORDLimitReachedError
-from PIL import Image
 from torch.nn import functional
 
-from workbench.errors import VideoError
+from workbench.decode import limits
+from workbench.decode.choice import (
+    DECODERS,
+    ENV_VAR,
+    available_decoders,
+    get_decoder,
+    resolve_decoder,
+    set_decoder,
+)
+from workbench.decode.errors import BackendFailed, PartialDecode, VideoError, VideoWarning, cannot_decode
+from workbench.decode.frame_folder import IMAGE_EXTENSIONS, FrameFolder
+from workbench.decode.pyav_decoder import PyAVVideo
+from workbench.decode.sources import VideoSource, resolve
 from workbench.models.spec import ModelSpec
 
-# A video path, a frame-folder path, raw bytes or a binary file-like object (BytesIO, UploadedFile).
-VideoSource = str | os.PathLike | bytes | IO[bytes]
+__all__ = [
+    "DECODERS", "ENV_VAR", "IMAGE_EXTENSIONS", "SAMPLING_MODES", "VIDEO_EXTENSIONS", "VideoError",
+    "VideoSource", "VideoWarning", "available_decoders", "get_decoder", "load_clip", "load_clips",
+    "decode_side", "preprocess", "read_frames", "sample_indices", "set_decoder", "video_info",
+]  # fmt: skip
 
 VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ogv".split())
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 SAMPLING_MODES = ("segment", "dense")
 
-# decord signals bad input with RuntimeError, DECORDError (not a RuntimeError: truncated faststart
-# mp4), IndexError (frame count larger than the decodable frames) or a failed assert (0 frames).
-_DECODE_ERRORS = (RuntimeError, DECORDError, DECORDLimitReachedError, IndexError, AssertionError)
-_FRAME_NUMBER = re.compile(r"^(.*?)(\d+)$")
 
-
-@dataclass
-class _Source:
-    """A resolved input: a video file, an in-memory video, or a folder of frame images."""
+class _Opened(Protocol):
+    """An opened video or frame folder, whichever back end holds it."""
 
     name: str
-    path: Path | None = None
-    data: bytes | None = None
-    frame_paths: list[Path] = field(default_factory=list)
+    decoder: str
+    num_frames: int
+    header_frames: int
+    height: int
+    width: int
+    fps: float | None
+    rotation: int
+    mirrored: bool
 
-    @property
-    def is_folder(self) -> bool:
-        return bool(self.frame_paths)
+    def decode(self, indices: list[int], height: int, width: int) -> np.ndarray: ...
 
-
-def _error(name: str, problem: str) -> VideoError:
-    return VideoError(f"cannot decode {name!r}: {problem}")
-
-
-def _frame_files(folder: Path) -> list[Path]:
-    """Images of a frame folder in numeric order (`img_00001.jpg`, `00001.jpg`, ...)."""
-    series: dict[str, list[tuple[int, Path]]] = {}
-    for path in folder.iterdir():
-        match = _FRAME_NUMBER.match(path.stem)
-        if path.suffix.lower() in IMAGE_EXTENSIONS and match and not path.name.startswith("."):
-            series.setdefault(match.group(1), []).append((int(match.group(2)), path))
-    if not series:
-        raise _error(str(folder), "folder has no numbered image frames")
-    if len(series) > 1:
-        # TSN-style folders can hold img_*, flow_x_* and flow_y_* side by side: RGB is img_*.
-        if "img_" not in series:
-            raise _error(str(folder), f"folder mixes frame series {sorted(series)}")
-        series = {"img_": series["img_"]}
-    (numbered,) = series.values()
-    return [path for _, path in sorted(numbered)]
+    def close(self) -> None: ...
 
 
-def _source(video: VideoSource) -> _Source:
-    """Resolve the input and reject missing or empty files before decord sees them."""
-    if isinstance(video, (bytes, bytearray)):
-        if not video:
-            raise _error("<bytes>", "file is empty")
-        return _Source(name="<bytes>", data=bytes(video))
-    if hasattr(video, "read"):
-        name = str(getattr(video, "name", None) or "<in-memory video>")
-        if hasattr(video, "seek"):
-            video.seek(0)  # decord reads from the current position
-        data = video.read()
-        if not data:
-            raise _error(name, "file is empty")
-        return _Source(name=name, data=bytes(data))
-    if not isinstance(video, (str, os.PathLike)):
-        raise TypeError(f"expected a path, bytes or a binary file object, not {type(video).__name__}")
-    path = Path(video)
-    name = str(video)
-    if path.is_dir():
-        return _Source(name=name, path=path, frame_paths=_frame_files(path))
-    if not path.exists():
-        raise _error(name, "no such file")
-    if path.stat().st_size == 0:
-        raise _error(name, "file is empty")
-    return _Source(name=name, path=path)
+class _WithFallback:
+    """decord decoding a probed video, PyAV taking over a file decord cannot read (cut, damaged)."""
+
+    def __init__(self, primary: _Opened, fallback: PyAVVideo) -> None:
+        self.primary, self.fallback = primary, fallback
+        for key in ("name", "num_frames", "header_frames", "height", "width", "fps", "rotation", "mirrored"):
+            setattr(self, key, getattr(fallback, key))
+        self.decoder = primary.decoder
+
+    def decode(self, indices: list[int], height: int, width: int) -> np.ndarray:
+        try:
+            return self.primary.decode(indices, height, width)
+        except BackendFailed:
+            self.decoder = self.fallback.decoder
+            return self.fallback.decode(indices, height, width)
+
+    def close(self) -> None:
+        self.fallback.close()
 
 
-@contextmanager
-def _decoding(name: str) -> Iterator[None]:
-    """Turn decord's assorted failures into one VideoError naming the file."""
-    try:
-        yield
-    except _DECODE_ERRORS as exc:
-        raise _error(name, "not a video or corrupt") from exc
+def _open(video: VideoSource, decoder: str | None = None) -> _Opened:
+    """Resolve, bound and probe the input, and pick the back end that decodes it."""
+    name = resolve_decoder(decoder)
+    source = resolve(video)
+    if source.is_folder:
+        return FrameFolder(source)
+    probe = PyAVVideo(source)
+    if probe.header_frames > probe.num_frames:
+        warnings.warn(
+            f"{probe.name!r}: {probe.num_frames} of the {probe.header_frames} frames its header lists can be "
+            f"decoded (a cut or damaged file): using those",
+            VideoWarning,
+            stacklevel=3,
+        )
+    if name == "pyav":
+        return probe
+    from workbench.decode.decord_decoder import DecordVideo, decord_is_exact  # only where decord is chosen
 
-
-def _reader(source: _Source, height: int = -1, width: int = -1) -> decord.VideoReader:
-    """A decord reader, scaled to (height, width) by ffmpeg when both are given."""
-    uri: Any = io.BytesIO(source.data) if source.data is not None else str(source.path)
-    with _decoding(source.name):
-        return decord.VideoReader(uri, width=width, height=height)
+    if not decord_is_exact(probe):
+        return probe  # open GOPs, some containers, mirrored videos: decord returns other frames there
+    probe.close()  # its decoder threads are not needed while decord decodes; a fallback reopens it
+    return _WithFallback(DecordVideo(probe), probe)
 
 
 def _fit(height: int, width: int, max_side: int | None) -> tuple[int, int]:
@@ -127,37 +113,6 @@ def _fit(height: int, width: int, max_side: int | None) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-@dataclass
-class _Opened:
-    """A source with its frame count, size and (for files) an open full-size reader."""
-
-    source: _Source
-    num_frames: int
-    height: int
-    width: int
-    fps: float | None
-    reader: decord.VideoReader | None = None
-
-
-def _open(video: VideoSource) -> _Opened:
-    source = _source(video)
-    if source.is_folder:
-        first = source.frame_paths[0]
-        try:
-            with Image.open(first) as image:  # reads the header only
-                width, height = image.size
-        except (OSError, ValueError) as exc:
-            raise _error(source.name, f"frame {first.name!r} is not an image") from exc
-        return _Opened(source, len(source.frame_paths), height, width, fps=None)
-    reader = _reader(source)
-    with _decoding(source.name):
-        num_frames = len(reader)
-        fps = float(reader.get_avg_fps())
-        # decord has no size query: decode frame 0 once (a 4K frame is ~25 MB, ~0.07 s).
-        height, width = reader.next().shape[:2]
-    return _Opened(source, num_frames, int(height), int(width), fps, reader)
-
-
 def _check_indices(opened: _Opened, indices: Sequence[int] | np.ndarray | torch.Tensor | None) -> list[int]:
     if indices is None:
         return list(range(opened.num_frames))
@@ -165,56 +120,37 @@ def _check_indices(opened: _Opened, indices: Sequence[int] | np.ndarray | torch.
     bad = flat[(flat < 0) | (flat >= opened.num_frames)]
     if bad.size:
         raise IndexError(
-            f"frame index {int(bad[0])} out of range for {opened.source.name!r} ({opened.num_frames} frames)"
+            f"frame index {int(bad[0])} out of range for {opened.name!r} ({opened.num_frames} frames)"
         )
     return flat.tolist()
 
 
 def _decode(opened: _Opened, indices: list[int], max_side: int | None) -> torch.Tensor:
-    """Decode `indices` (uint8 T,H,W,3 RGB), at reduced size if larger than `max_side`."""
+    """Decode `indices` (uint8 T,H,W,3 RGB), at reduced size if larger than `max_side`; each distinct
+    frame once. Raises PartialDecode when a wanted frame does not decode."""
     height, width = _fit(opened.height, opened.width, max_side)
     if not indices:
         return torch.empty((0, height, width, 3), dtype=torch.uint8)
-    source = opened.source
-    if source.is_folder:
-        return torch.from_numpy(np.stack([_read_image(source, index, height, width) for index in indices]))
-    reader = opened.reader
-    if reader is None or (height, width) != (opened.height, opened.width):
-        # Free the full-size decoder first: alive, it doubles the peak memory (4K: +300 MB).
-        opened.reader = reader = None
-        reader = _reader(source, height=height, width=width)
-    with _decoding(source.name), decord.bridge.use_torch():
-        try:
-            frames = reader.get_batch(indices)
-        except DECORDError:
-            first = reader[indices[0]]
-            if first.shape[-1] == 3:
-                raise  # a real decoding failure
-            frames = torch.stack([_unpad(reader[index], height, width) for index in indices])
-    return frames.contiguous()
+    unique = sorted(set(indices))
+    limits.check_decode_bytes(opened.name, len(unique), height, width)
+    frames = torch.from_numpy(np.ascontiguousarray(opened.decode(unique, height, width)))
+    if unique == indices:
+        return frames
+    slots = torch.as_tensor(np.searchsorted(np.asarray(unique), np.asarray(indices)))
+    return frames[slots].contiguous()
 
 
-def _unpad(frame: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Undo a decord bug: at some narrow widths (16, 24, 48, 72 px ...) ffmpeg pads each RGB row
-    and decord reports the padded row as extra channels, e.g. (48, 48, 4); `get_batch` then fails.
-    Single frames keep the padded rows: drop the padding."""
-    rows = frame.reshape(height, -1)
-    if rows.shape[1] < 3 * width:
-        raise DECORDError(f"decoded frame {tuple(frame.shape)} is smaller than {height}x{width} RGB")
-    return rows[:, : 3 * width].reshape(height, width, 3)
-
-
-def _read_image(source: _Source, index: int, height: int, width: int) -> np.ndarray:
-    """One frame of a frame folder as uint8 (H,W,3) RGB, resized to (height, width) if needed."""
-    path = source.frame_paths[index]
-    try:
-        with Image.open(path) as image:
-            if image.size != (width, height):
-                image.draft("RGB", (width, height))  # JPEG: decode at a reduced scale
-                image = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise _error(source.name, f"frame {path.name!r} is not a readable image") from exc
+def _warn_partial(opened: _Opened, readable: int) -> None:
+    """A video decodes only in part: say how much, or refuse it when nothing decodes."""
+    if readable == 0:
+        raise cannot_decode(opened.name, "no frame decodes (not a video or corrupt)")
+    warnings.warn(
+        f"{opened.name!r}: only the first {readable} of {opened.num_frames} frames decode (a cut or damaged "
+        f"file): using those",
+        VideoWarning,
+        stacklevel=3,
+    )
+    opened.num_frames = readable
 
 
 def sample_indices(
@@ -255,20 +191,40 @@ def read_frames(
     video: VideoSource,
     indices: Sequence[int] | np.ndarray | torch.Tensor | None = None,
     max_side: int | None = None,
+    *,
+    decoder: str | None = None,
 ) -> torch.Tensor:
-    """Decode frames (all, or `indices`) as uint8 (T,H,W,3) RGB, long side at most `max_side`."""
-    opened = _open(video)
-    return _decode(opened, _check_indices(opened, indices), max_side)
+    """Decode frames (all, or `indices`) as upright uint8 (T,H,W,3) RGB, long side at most `max_side`.
+    All frames of a video that decodes only in part: the frames that decode, with a VideoWarning."""
+    opened = _open(video, decoder)
+    try:
+        wanted = _check_indices(opened, indices)
+        try:
+            return _decode(opened, wanted, max_side)
+        except PartialDecode as partial:
+            if indices is not None:
+                raise cannot_decode(opened.name, f"frame {partial.readable} and later do not decode (only "
+                                                 f"{partial.readable} of {opened.num_frames})") from None
+            _warn_partial(opened, partial.readable)
+            return _decode(opened, list(range(partial.readable)), max_side)
+    finally:
+        opened.close()
 
 
-def video_info(video: VideoSource) -> dict[str, Any]:
-    """Frame count, size and fps (None for a frame folder) of a video."""
-    opened = _open(video)
+def video_info(video: VideoSource, *, decoder: str | None = None) -> dict[str, Any]:
+    """Frame count, upright size, fps (None for a frame folder or when unknown), the display rotation
+    applied (degrees counter-clockwise; `mirrored`: flipped left-right before it) and the back end
+    ("decord", "pyav" or "frames")."""
+    opened = _open(video, decoder)
+    opened.close()
     return {
         "num_frames": opened.num_frames,
         "height": opened.height,
         "width": opened.width,
         "fps": opened.fps,
+        "rotation": opened.rotation,
+        "mirrored": opened.mirrored,
+        "decoder": opened.decoder,
     }
 
 
@@ -302,7 +258,7 @@ def preprocess(frames: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
 def _warn_if_short(opened: _Opened, frames: int) -> None:
     if opened.num_frames < frames:
         warnings.warn(
-            f"{opened.source.name!r} has {opened.num_frames} frames, fewer than the {frames} "
+            f"{opened.name!r} has {opened.num_frames} frames, fewer than the {frames} "
             f"the model takes: frames are repeated",
             stacklevel=3,
         )
@@ -326,20 +282,44 @@ def load_clip(
     train: bool = False,
     rng: np.random.Generator | None = None,
     mode: str = "segment",
+    decoder: str | None = None,
 ) -> torch.Tensor:
-    """One model input (1, spec.frames, 3, S, S): sample, decode only those frames, preprocess."""
-    opened = _open(video)
-    _warn_if_short(opened, spec.frames)
-    indices = sample_indices(opened.num_frames, spec.frames, mode=mode, train=train, rng=rng)
-    frames = _decode(opened, indices.tolist(), _decode_side(opened, spec))
-    return preprocess(frames, spec).unsqueeze(0)
+    """One model input (1, spec.frames, 3, S, S): sample, decode only those frames, preprocess.
+    A video that decodes only in part is sampled from the frames that decode (VideoWarning)."""
+    opened = _open(video, decoder)
+    try:
+        _warn_if_short(opened, spec.frames)
+        # one draw of the rng per attempt: a retry after a partial decode samples the shorter video
+        while True:
+            indices = sample_indices(opened.num_frames, spec.frames, mode=mode, train=train, rng=rng)
+            try:
+                frames = _decode(opened, indices.tolist(), _decode_side(opened, spec))
+                break
+            except PartialDecode as partial:
+                _warn_partial(opened, partial.readable)
+        return preprocess(frames, spec).unsqueeze(0)
+    finally:
+        opened.close()
 
 
-def load_clips(video: VideoSource, specs: Sequence[ModelSpec]) -> list[torch.Tensor]:
+def load_clips(
+    video: VideoSource, specs: Sequence[ModelSpec], *, decoder: str | None = None
+) -> list[torch.Tensor]:
     """The test-time clip (spec.frames, 3, S, S) of each spec, as `load_clip` gives it, opening the
     video once and decoding the frames the specs share once (once per decode size the specs need)."""
-    opened = _open(video)
-    _warn_if_short(opened, max(spec.frames for spec in specs))
+    opened = _open(video, decoder)
+    try:
+        _warn_if_short(opened, max(spec.frames for spec in specs))
+        while True:
+            try:
+                return _clips_of(opened, specs)
+            except PartialDecode as partial:
+                _warn_partial(opened, partial.readable)
+    finally:
+        opened.close()
+
+
+def _clips_of(opened: _Opened, specs: Sequence[ModelSpec]) -> list[torch.Tensor]:
     picks = [sample_indices(opened.num_frames, spec.frames) for spec in specs]
     sides = [_decode_side(opened, spec) for spec in specs]
     clips: list[torch.Tensor | None] = [None] * len(specs)
