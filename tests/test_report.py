@@ -108,8 +108,8 @@ def test_report_of_all_three_analyses_renders_offline_in_chromium(runs, tmp_path
     names = figure_names(report)
     # the page's figures: accuracy bars, sensitivity heatmaps, reverse confusion, gate maps, attribution grid
     for expected in ("temporal-test-1/accuracy", "temporal-test-1/sensitivity_shuffle",
-                     "temporal-test-1/reverse_gsm", "gates-1/gate_overlay", "gates-1/routing_heatmap", "attribute-1/saliency_grid",
-                     "attribute-1/saliency_profile"):
+                     "temporal-test-1/reverse_gsm", "gates-1/gate_overlay", "gates-1/routing_heatmap",
+                     "attribute-1/saliency_grid", "attribute-1/saliency_profile"):
         assert expected in names
     assert set(report.models["model"]) == {"tsn", "gsm"}
     gsm = report.models.set_index("model").loc["gsm"]
