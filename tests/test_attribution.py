@@ -336,3 +336,19 @@ def test_shipped_localisation_table_beats_area_share_and_is_reproducible(tmp_pat
     before = table[(table["model"] == "gsm") & (table["method"] == "saliency")].iloc[0]
     for column in ("energy_in_mask", "area_share", "pointing_hit"):
         assert again[column] == pytest.approx(before[column], rel=1e-5, abs=1e-7), column
+
+
+def test_dataset_scores_do_not_depend_on_where_the_dataset_lies(tiny_probe: Path, tmp_path: Path) -> None:
+    """Clips are named, and SmoothGrad's noise seeded, by their path inside the dataset."""
+    import shutil
+
+    model = tiny("gsm", seed=2)
+    model.spec.class_names = [f"c{i}" for i in range(5)]
+    first, second = tmp_path / "a" / "probe", tmp_path / "b" / "deeper" / "probe"
+    for copy in (first, second):
+        shutil.copytree(tiny_probe, copy)
+    rows = [score_dataset({"gsm": model}, copy, ["smoothgrad"], target=1, max_clips=2, progress=False,
+                          curve_steps=2) for copy in (first, second)]
+    assert rows[0]["clip"].tolist() == rows[1]["clip"].tolist()
+    assert not rows[0]["clip"].str.startswith(str(tmp_path)).any()
+    pd.testing.assert_frame_equal(rows[0].drop(columns=["seconds"]), rows[1].drop(columns=["seconds"]))

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from workbench import distributed, rundir
-from workbench.datasets import open_dataset
+from workbench.datasets import VideoDataset, open_dataset
 from workbench.errors import AnalysisError
 from workbench.masks import clip_mask
 from workbench.models.spec import ModelSpec
@@ -68,13 +68,14 @@ def pick_items(items: list, max_clips: int | None) -> list:
 
 
 def _score_items(
-    models: dict[str, nn.Module], root: Path, items: Sequence, methods: Sequence[str], target: str | int,
-    curve_steps: int, seed: int, bar: Any, options: MethodOptions,
+    models: dict[str, nn.Module], dataset: VideoDataset, root: Path, items: Sequence, methods: Sequence[str],
+    target: str | int, curve_steps: int, seed: int, bar: Any, options: MethodOptions,
 ) -> pd.DataFrame:
     """Per-clip metric rows of every model x method for some dataset items."""
     rows = []
     for item in items:
-        relative = Path(item.path)
+        # named (and seeded) by the path inside the dataset: rows do not depend on where it lies
+        relative = dataset.relative_name(item)
         has_mask = mask_path(root, relative).is_file()
         video_mask = load_mask(root, relative) if has_mask else None
         if video_mask is not None and video_mask.shape[0] != video_info(item.path)["num_frames"]:
@@ -99,7 +100,7 @@ def _score_items(
                 scored = score_clip(model, clip, method, chosen, mask=mask, curve_steps=curve_steps,
                                     **dict(options.get(method, {})))
                 rows.append({"model": name, "scheme": spec.scheme, "method": method,
-                             "clip": str(relative), "label": item.label_name,
+                             "clip": relative, "label": item.label_name,
                              "predicted": spec.class_names[predicted], **scored.row})
                 bar.update()
     return pd.DataFrame(rows)
@@ -146,8 +147,8 @@ def score_dataset(
               initial=sum(len(chunks[n]) for n in mine if n not in pending) * maps,
               disable=not progress or not context.is_main) as bar:
         for number in pending:
-            parts.save(number, _score_items(models, root, chunks[number], methods, target, curve_steps, seed,
-                                            bar, options or {}))
+            parts.save(number, _score_items(models, dataset, root, chunks[number], methods, target,
+                                            curve_steps, seed, bar, options or {}))
     distributed.barrier()  # every rank's parts are on disk
     finished = [part for part in parts.read(len(chunks)) if not part.empty]
     return pd.concat(finished, ignore_index=True) if finished else pd.DataFrame()
