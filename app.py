@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_pages import PAGES, sidebar
+from workbench.video import using_decoder
 
 st.set_page_config(page_title="Gate-Shift Workbench", page_icon=":material/animation:", layout="wide")
 
@@ -10,5 +11,6 @@ page = st.navigation([
     st.Page(f"app_pages/{file}", title=title, icon=icon, default=i == 0)
     for i, (file, title, icon) in enumerate(PAGES)
 ])
-sidebar.render()
-page.run()
+with using_decoder(sidebar.chosen_decoder()):  # this session's decoder, not the other sessions'
+    sidebar.render()
+    page.run()

@@ -15,7 +15,7 @@ from analysis import attribution, attribution_figures
 from app_pages import shared
 from workbench.app_state import ModelSource, file_stamp
 from workbench.demo import demo_localisation
-from workbench.video import load_clip
+from workbench.video import load_clip, using_decoder
 
 TARGETS = {
     "predicted": "predicted class",
@@ -28,17 +28,22 @@ PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _map(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int,
-         options: tuple[tuple[str, Any], ...]) -> attribution.ClipExplanation:
-    """One attribution and its metrics, cached per (model file, clip file, method, target, options)."""
+         options: tuple[tuple[str, Any], ...], decoder: str) -> attribution.ClipExplanation:
+    """One attribution and its metrics, cached per (model file, clip file, method, target, options,
+    decoder)."""
     model = shared.load_source(ModelSource(path, path, "path"))
-    return attribution.explain_video(model, video, method, target, **dict(options))
+    with using_decoder(decoder):
+        return attribution.explain_video(model, video, method, target, **dict(options))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _sanity(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int) -> float:
+def _sanity(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int,
+            decoder: str) -> float:
     """Rank correlation of the map before and after randomising the model's last two layers."""
     model = shared.load_source(ModelSource(path, path, "path"))
-    steps = attribution.randomization_check(model, load_clip(video, model.spec), method, target)
+    with using_decoder(decoder):
+        clip = load_clip(video, model.spec)
+    steps = attribution.randomization_check(model, clip, method, target)
     return steps[-1].rank_correlation
 
 
@@ -118,7 +123,7 @@ for i, (label, source, target, method) in enumerate(jobs):
     name = attribution.method_label(method)
     bar.progress(i / len(jobs), text=f"{name} for {label} ({i + 1}/{len(jobs)}){slow}")
     results[(label, method)] = _map(source.path, file_stamp(source.path), clip_source.path, video_stamp,
-                                    method, target, method_options.get(method, ()))
+                                    method, target, method_options.get(method, ()), shared.decoder())
 bar.empty()
 if not results:
     st.stop()
@@ -131,7 +136,7 @@ for (label, method), result in results.items():
     if sanity:
         source = by_label[label][0]
         row["sanity_rank_corr"] = _sanity(source.path, file_stamp(source.path), clip_source.path,
-                                          video_stamp, method, result.target)
+                                          video_stamp, method, result.target, shared.decoder())
     rows.append(row)
 table = pd.DataFrame(rows).drop(columns=["target"])
 

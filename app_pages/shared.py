@@ -29,7 +29,7 @@ from workbench.evaluate import evaluate_model
 from workbench.masks import probe_mask
 from workbench.models import SCHEMES, load_model
 from workbench.probe import mask_path
-from workbench.video import video_info
+from workbench.video import get_decoder, using_decoder, video_info
 
 # Errors whose message is for the user; anything else is our bug and should show as one.
 # ValueError/KeyError/TypeError: a checkpoint whose spec names an unknown scheme or backbone.
@@ -75,9 +75,16 @@ def load_source(source: ModelSource) -> torch.nn.Module:
     return _load_model(source.path, stamp)
 
 
+def decoder() -> str:
+    """The video decoder this session uses (the sidebar's setting): part of every cache key that
+    decodes, since the back ends may differ in the last levels of reduced-size frames."""
+    return get_decoder()
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def _probe_evaluation(path: str, stamp: str, probe: str, probe_stamp: str) -> dict[str, Any]:
-    return evaluate_model(_load_model(path, stamp), probe, progress=False)
+def _probe_evaluation(path: str, stamp: str, probe: str, probe_stamp: str, decoder: str) -> dict[str, Any]:
+    with using_decoder(decoder):
+        return evaluate_model(_load_model(path, stamp), probe, progress=False)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -87,13 +94,16 @@ def complexity_table(config: tuple[str, int, int, int], schemes: tuple[str, ...]
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _prediction(path: str, stamp: str, video: str, video_stamp: str) -> Prediction:
-    return predict_video(_load_model(path, stamp), video)
+def _prediction(path: str, stamp: str, video: str, video_stamp: str, decoder: str) -> Prediction:
+    with using_decoder(decoder):
+        return predict_video(_load_model(path, stamp), video)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _gate_report(path: str, stamp: str, video: str, video_stamp: str, mask_stamp: str) -> GateReport:
-    return gate_report(_load_model(path, stamp), video, probe_mask(video))
+def _gate_report(path: str, stamp: str, video: str, video_stamp: str, mask_stamp: str,
+                 decoder: str) -> GateReport:
+    with using_decoder(decoder):
+        return gate_report(_load_model(path, stamp), video, probe_mask(video))
 
 
 def _mask_stamp(video: str) -> str:
@@ -105,12 +115,13 @@ def _mask_stamp(video: str) -> str:
 def gates_on_clip(source: ModelSource, clip: ClipSource) -> GateReport:
     """Every gate analysis of a gated model on a clip (cached per model, clip and mask file versions)."""
     return _gate_report(source.path, file_stamp(source.path), clip.path, file_stamp(clip.path),
-                        _mask_stamp(clip.path))
+                        _mask_stamp(clip.path), decoder())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _video_info(path: str, stamp: str) -> dict[str, Any]:
-    return video_info(path)
+def _video_info(path: str, stamp: str, decoder: str) -> dict[str, Any]:
+    with using_decoder(decoder):
+        return video_info(path)
 
 
 def clip_info(clip: ClipSource) -> dict[str, Any]:
@@ -119,7 +130,7 @@ def clip_info(clip: ClipSource) -> dict[str, Any]:
         stamp = file_stamp(clip.path)
     except OSError:
         raise VideoError(f"cannot decode {clip.path!r}: no such file") from None
-    return _video_info(clip.path, stamp)
+    return _video_info(clip.path, stamp, decoder())
 
 
 def chosen_models() -> list[ModelSource]:
@@ -178,7 +189,7 @@ def probe_metrics(source: ModelSource, model: torch.nn.Module) -> tuple[dict[str
         return None, f"not scored: {mismatch}"
     try:
         metrics = _probe_evaluation(source.path, file_stamp(source.path), str(probe),
-                                    file_stamp(probe / "labels.csv"))
+                                    file_stamp(probe / "labels.csv"), decoder())
     except (DatasetError, *VIDEO_ERRORS, FileNotFoundError) as err:
         return None, f"not scored: {error_message(err)}"
     return metrics, f"shipped probe clips ({metrics['clips']} clips)"
@@ -238,7 +249,8 @@ def predictions(
     for i, (source, _) in enumerate(loaded):
         bar.progress(i / len(loaded), text=f"{source.label} on {clip.label} ({i + 1}/{len(loaded)})")
         try:
-            result[source.label] = _prediction(source.path, file_stamp(source.path), clip.path, clip_stamp)
+            result[source.label] = _prediction(source.path, file_stamp(source.path), clip.path, clip_stamp,
+                                               decoder())
         except VIDEO_ERRORS as err:
             st.error(f"**{source.label}** cannot read {clip.label}: {error_message(err)}",
                      icon=":material/error:")

@@ -20,7 +20,7 @@ from workbench.app_state import (
 from workbench.errors import UserError
 from workbench.model_options import parse_model_options
 from workbench.models import load_model, save_model
-from workbench.video import VIDEO_EXTENSIONS
+from workbench.video import VIDEO_EXTENSIONS, available_decoders
 
 from .shared import (
     CHOSEN_CLIP,
@@ -41,6 +41,8 @@ CHECKPOINT_PATH = "checkpoint_path"
 CHECKPOINT_OPTIONS = "checkpoint_options"  # KEY=VALUE words for release files (frames=16 classes=...)
 CHECKPOINT_TYPES = ["pt", "pth", "ckpt", "bin", "tar"]
 PROBE, UPLOAD, PATH = "Probe clip", "Upload", "Path"  # where the clip comes from (radio options)
+DECODER = "decoder"  # session_state: the video decoder of this session (None: the server's default)
+DECODER_NAMES = {"auto": "auto (decord where installed, else PyAV)", "decord": "decord", "pyav": "PyAV"}
 
 
 def _with_options(source: ModelSource) -> ModelSource:
@@ -175,18 +177,51 @@ def _clip() -> ClipSource | None:
                 st.error(error_message(err), icon=":material/error:")
     if clip is None:
         return None
+
+    def shown(message: str) -> str:  # an upload is named as the user knows it, not by its temp file
+        return message.replace(clip.path, clip.label) if clip.origin == "upload" else message
+
     try:
         info = clip_info(clip)
     except VIDEO_ERRORS as err:
-        message = error_message(err)
-        if clip.origin == "upload":  # named as the user knows it, not by its temp file
-            message = message.replace(clip.path, clip.label)
-        st.error(message, icon=":material/error:")
+        st.error(shown(error_message(err)), icon=":material/error:")
         return None
     fps = f", {info['fps']:.0f} fps" if info.get("fps") else ""
     truth = f" · class **{clip.true_class}**" if clip.true_class else ""
     st.caption(f"{info['num_frames']} frames, {info['width']}x{info['height']}{fps}{truth}")
+    for note in info.get("warnings", []):
+        st.warning(shown(note), icon=":material/warning:")
+    needed = _frames_needed()
+    if info["num_frames"] < needed:
+        st.warning(f"{clip.label} has {info['num_frames']} frames, fewer than the {needed} the chosen models "
+                   "take: frames are repeated", icon=":material/warning:")
     return clip
+
+
+def _frames_needed() -> int:
+    """The most frames any chosen model takes (0 when none loads)."""
+    frames = [0]
+    for source in st.session_state.get(CHOSEN_MODELS, []):
+        try:
+            frames.append(load_source(source).spec.frames)
+        except MODEL_ERRORS:  # reported where the model is used
+            continue
+    return max(frames)
+
+
+def chosen_decoder() -> str | None:
+    """The decoder this session chose in the sidebar's settings (None: the server's default)."""
+    return st.session_state.get(DECODER)
+
+
+def _settings() -> None:
+    """Settings of this session: the video decoder."""
+    with st.expander("Settings"):
+        choices = ["auto", *available_decoders()]
+        st.selectbox("Video decoder", choices, key=DECODER, format_func=lambda n: DECODER_NAMES.get(n, n),
+                     help="Which library decodes videos for this session: decord is the fast path where it "
+                          "is installed (and exact); PyAV decodes every file decord cannot read exactly.")
+
 
 
 def render() -> None:
@@ -194,3 +229,4 @@ def render() -> None:
     with st.sidebar:
         st.session_state[CHOSEN_MODELS] = _models()
         st.session_state[CHOSEN_CLIP] = _clip()
+        _settings()

@@ -141,7 +141,7 @@ def test_sampled_indices_decode_to_the_right_frames(tmp_path: Path, suffix: str,
     path = encode(tmp_path / f"clip{suffix}", marked_frames(20), codec)
     info = video.video_info(path, decoder=decoder)
     expected = {"num_frames": 20, "height": 48, "width": 64, "fps": 25.0, "rotation": 0, "mirrored": False,
-                "decoder": decoder}
+                "decoder": decoder, "warnings": []}
     assert info == expected
     frames = read_frames(path, [0, 5, 19, 5, 2], decoder=decoder)
     assert frames.dtype == torch.uint8 and frames.shape == (5, 48, 64, 3)
@@ -366,6 +366,7 @@ def frame_folder(tmp_path: Path) -> Path:
 
 def test_frame_folder(frame_folder: Path) -> None:
     assert video.video_info(frame_folder) == {
+        "warnings": [],
         "num_frames": 12,
         "height": 48,
         "width": 64,

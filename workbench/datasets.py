@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from workbench.errors import DatasetError
+from workbench.errors import DatasetError, VideoError
 from workbench.models.spec import ModelSpec
-from workbench.video import VIDEO_EXTENSIONS, load_clip
+from workbench.video import VIDEO_EXTENSIONS, load_clip, video_info
 
 CLASSES_FILE = "classes.json"  # {"classes": [{"name": ...}, ...]}: class order and extra info
 LABELS_FILE = "labels.csv"  # columns path,label
@@ -193,3 +193,17 @@ def open_dataset(path: str | Path, *, root: str | Path | None = None, **options:
         # e.g. a Something-v1 frames root: its subfolders are frame folders, not classes.
         raise DatasetError(f"{path}: no videos found (expected {LABELS_FILE} or class subfolders)")
     return dataset
+
+
+def unreadable_reason(path: str | Path) -> str | None:
+    """Why a dataset's video cannot be used (its VideoError message), or None when it opens."""
+    try:
+        video_info(path)
+    except VideoError as err:
+        return str(err)
+    return None
+
+
+def skipped_record(name: str, reason: str) -> dict[str, str]:
+    """A skipped video as run.json and reports list it."""
+    return {"video": name, "reason": reason}

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .datasets import open_dataset
+from .datasets import open_dataset, skipped_record
 from .device import prepare_model
-from .errors import DatasetError
+from .errors import DatasetError, VideoError
 from .fingerprints import file_sha256
 from .models import load_model
 from .models.inference import predict_logits
@@ -19,9 +19,12 @@ from .video import load_clip
 
 
 def evaluate_model(
-    model: torch.nn.Module, data: str | Path, progress: bool = True, amp: torch.dtype | None = None
+    model: torch.nn.Module, data: str | Path, progress: bool = True, amp: torch.dtype | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
-    """Run every video of `data` (and its time reversal) through `model` (on its device); return metrics."""
+    """Run every video of `data` (and its time reversal) through `model` (on its device); return metrics.
+    A video that cannot be decoded is skipped and listed with its reason (`skipped`), or stops the
+    evaluation with `strict`."""
     spec = model.spec
     dataset = open_dataset(data)
     names = spec.class_names
@@ -44,13 +47,24 @@ def evaluate_model(
         batch.clear()
         batch_labels.clear()
 
+    skipped = []
     for item in tqdm(dataset.items, desc=f"evaluating {spec.scheme}", disable=not progress, leave=False):
-        batch.append(load_clip(item.path, spec))
+        try:
+            batch.append(load_clip(item.path, spec))
+        except VideoError as err:
+            if strict:
+                raise VideoError(f"{err} (evaluate without --strict to skip it)") from None
+            skipped.append(skipped_record(dataset.relative_name(item), str(err)))
+            continue
         batch_labels.append(names.index(item.label_name))
         if len(batch) == 32:
             flush()
     flush()
-    return metrics_from_predictions(spec, np.array(labels), np.array(preds), np.array(rev_preds), n_classes)
+    if not labels:
+        raise DatasetError(f"{data}: no video could be decoded ({len(skipped)} skipped)")
+    report = metrics_from_predictions(spec, np.array(labels), np.array(preds), np.array(rev_preds), n_classes)
+    report["skipped"] = skipped
+    return report
 
 
 def metrics_from_predictions(
@@ -92,13 +106,13 @@ def metrics_from_predictions(
 
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str | Path, progress: bool = True,
-    device: torch.device | None = None, amp: torch.dtype | None = None,
+    device: torch.device | None = None, amp: torch.dtype | None = None, strict: bool = False,
 ) -> dict[str, Any]:
     """Load `checkpoint` and evaluate it on `data` (on `device`, default the CPU)."""
     model = load_model(checkpoint)
     if device is not None:
         model = prepare_model(model, device)
-    report = evaluate_model(model, data, progress, amp)
+    report = evaluate_model(model, data, progress, amp, strict)
     report.update(checkpoint=str(checkpoint), sha256=file_sha256(checkpoint), data=str(data))
     return report
 
@@ -120,6 +134,9 @@ def format_report(report: dict[str, Any]) -> str:
             f"  within mirror pairs {pct(report['pair_accuracy'])}  (chance 50%)",
             f"  reverse -> mirror   {pct(report['reverse_to_mirror'])}",
         ]
+    if report.get("skipped"):
+        lines.append(f"  skipped {len(report['skipped'])} video(s) that cannot be decoded:")
+        lines += [f"    {s['video']}: {s['reason']}" for s in report["skipped"]]
     lines.append("  per class:")
     lines += [f"    {name:18s} {pct(acc)}" for name, acc in report["per_class"].items()]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .datasets import VideoDataset, open_dataset
+from .datasets import VideoDataset, open_dataset, skipped_record
+from .errors import DatasetError, VideoError
 from .models import build_model, save_model
 from .models.inference import predict_logits
 from .models.spec import ModelSpec
@@ -45,6 +47,7 @@ class TrainConfig:
     # appearance alone) is shown in a random frame order; teaches that its order carries no label
     order_free_p: float = 0.0
     threads: int = 0
+    strict: bool = False  # stop at a video that cannot be decoded (default: skip it and list it)
 
     def command(self) -> str:
         """The CLI command that reproduces this run."""
@@ -62,11 +65,25 @@ class TrainConfig:
 
 
 class MemoryClips:
-    """Every video of a dataset decoded once into uint8 tensors (T, H, W, 3)."""
+    """Every video of a dataset decoded once into uint8 tensors (T, H, W, 3); a video that cannot be
+    decoded is left out and listed in `skipped` with its reason (`strict`: an error instead)."""
 
-    def __init__(self, dataset: VideoDataset, indices: list[int], desc: str = "decoding") -> None:
-        self.videos = [read_frames(dataset.items[i].path) for i in tqdm(indices, desc=desc, leave=False)]
-        self.labels = torch.tensor([dataset.items[i].label for i in indices])
+    def __init__(self, dataset: VideoDataset, indices: list[int], desc: str = "decoding",
+                 strict: bool = False) -> None:
+        self.videos, kept, self.skipped = [], [], []
+        for i in tqdm(indices, desc=desc, leave=False):
+            try:
+                self.videos.append(read_frames(dataset.items[i].path))
+            except VideoError as err:
+                if strict:
+                    raise VideoError(f"{err} (train without --strict to skip it)") from None
+                self.skipped.append(skipped_record(dataset.relative_name(dataset.items[i]), str(err)))
+                warnings.warn(f"skipped {dataset.relative_name(dataset.items[i])}: {err}", stacklevel=2)
+                continue
+            kept.append(i)
+        if not kept:
+            raise DatasetError(f"{desc}: no video of the dataset can be decoded")
+        self.labels = torch.tensor([dataset.items[i].label for i in kept])
         kinds = class_metadata(dataset).get("class_kinds", {})
         self.order_free = {i for i, name in enumerate(dataset.classes) if kinds.get(name) == "static"}
 
@@ -161,11 +178,12 @@ def train_model(config: TrainConfig, resume: bool = True, progress: bool = True)
         val_set = open_dataset(config.val_data)
         if list(val_set.classes) != list(dataset.classes):
             raise ValueError(f"validation classes of {config.val_data} differ from {config.data}")
-        val_clips = MemoryClips(val_set, list(range(len(val_set))), "decoding val")
+        val_clips = MemoryClips(val_set, list(range(len(val_set))), "decoding val", config.strict)
     else:
         train_idx, val_idx = split_indices(labels, config.val_fraction, config.seed)
-        val_clips = MemoryClips(dataset, val_idx, "decoding val")
-    train_clips = MemoryClips(dataset, train_idx, "decoding train")
+        val_clips = MemoryClips(dataset, val_idx, "decoding val", config.strict)
+    train_clips = MemoryClips(dataset, train_idx, "decoding train", config.strict)
+    skipped = train_clips.skipped + val_clips.skipped
 
     model = build_model(
         config.scheme, backbone=config.backbone, num_classes=len(dataset.classes),
@@ -229,7 +247,8 @@ def train_model(config: TrainConfig, resume: bool = True, progress: bool = True)
                   f"train {record['train_acc']:.1%} val {val_acc:.1%} ({record['seconds']:.0f}s)")
         if val_acc > best_acc:
             best_acc = val_acc
-            save_model(model, config.out, history=history, extra=run_extra(config, epoch + 1, val_acc))
+            save_model(model, config.out, history=history,
+                       extra=run_extra(config, epoch + 1, val_acc, skipped))
         else:  # keep the best weights but the full history
             rewrite_history(config.out, history)
         tmp = saved.with_name(saved.name + ".tmp")
@@ -240,15 +259,20 @@ def train_model(config: TrainConfig, resume: bool = True, progress: bool = True)
         }, tmp)
         os.replace(tmp, saved)
     saved.unlink(missing_ok=True)
-    return {"best_val_acc": best_acc, "history": history, "out": config.out}
+    return {"best_val_acc": best_acc, "history": history, "out": config.out, "skipped": skipped}
 
 
-def run_extra(config: TrainConfig, epoch: int, val_acc: float) -> dict[str, Any]:
-    """Provenance stored in the checkpoint."""
-    return {
+def run_extra(
+    config: TrainConfig, epoch: int, val_acc: float, skipped: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Provenance stored in the checkpoint (with the videos left out because they do not decode)."""
+    extra = {
         "train_config": asdict(config), "command": config.command(), "best_epoch": epoch,
         "best_val_acc": val_acc, "torch": str(torch.__version__),
     }
+    if skipped:
+        extra["skipped_videos"] = list(skipped)
+    return extra
 
 
 def rewrite_history(out: str | Path, history: list[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from workbench.decode.choice import (
     get_decoder,
     resolve_decoder,
     set_decoder,
+    using_decoder,
 )
 from workbench.decode.errors import BackendFailed, PartialDecode, VideoError, VideoWarning, cannot_decode
 from workbench.decode.frame_folder import IMAGE_EXTENSIONS, FrameFolder
@@ -36,7 +37,8 @@ from workbench.models.spec import ModelSpec
 __all__ = [
     "DECODERS", "ENV_VAR", "IMAGE_EXTENSIONS", "SAMPLING_MODES", "VIDEO_EXTENSIONS", "VideoError",
     "VideoSource", "VideoWarning", "available_decoders", "get_decoder", "load_clip", "load_clips",
-    "decode_side", "preprocess", "read_frames", "sample_indices", "set_decoder", "video_info",
+    "decode_side", "preprocess", "read_frames", "sample_indices", "set_decoder", "using_decoder",
+    "video_info",
 ]  # fmt: skip
 
 VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ogv".split())
@@ -55,6 +57,7 @@ class _Opened(Protocol):
     fps: float | None
     rotation: int
     mirrored: bool
+    notes: list[str]  # the VideoWarnings opening it gave
 
     def decode(self, indices: list[int], height: int, width: int) -> np.ndarray: ...
 
@@ -88,21 +91,21 @@ def _open(video: VideoSource, decoder: str | None = None) -> _Opened:
     if source.is_folder:
         return FrameFolder(source)
     probe = PyAVVideo(source)
+    notes = []  # what is warned, kept for video_info: a caller may show it without catching warnings
     if probe.header_frames > probe.num_frames:
-        warnings.warn(
-            f"{probe.name!r}: {probe.num_frames} of the {probe.header_frames} frames its header lists can be "
-            f"decoded (a cut or damaged file): using those",
-            VideoWarning,
-            stacklevel=3,
-        )
-    if name == "pyav":
-        return probe
-    from workbench.decode.decord_decoder import DecordVideo, decord_is_exact  # only where decord is chosen
+        notes.append(f"{probe.name!r}: {probe.num_frames} of the {probe.header_frames} frames its header "
+                     "lists can be decoded (a cut or damaged file): using those")
+        warnings.warn(notes[-1], VideoWarning, stacklevel=3)
+    opened: _Opened = probe
+    if name == "decord":
+        from workbench.decode.decord_decoder import DecordVideo, decord_is_exact  # only where decord is chosen
 
-    if not decord_is_exact(probe):
-        return probe  # open GOPs, some containers, mirrored videos: decord returns other frames there
-    probe.close()  # its decoder threads are not needed while decord decodes; a fallback reopens it
-    return _WithFallback(DecordVideo(probe), probe)
+        # elsewhere (open GOPs, some containers, mirrored videos) decord returns other frames: PyAV decodes
+        if decord_is_exact(probe):
+            probe.close()  # its decoder threads are not needed while decord decodes; a fallback reopens it
+            opened = _WithFallback(DecordVideo(probe), probe)
+    opened.notes = notes
+    return opened
 
 
 def _fit(height: int, width: int, max_side: int | None) -> tuple[int, int]:
@@ -213,11 +216,12 @@ def read_frames(
 
 def video_info(video: VideoSource, *, decoder: str | None = None) -> dict[str, Any]:
     """Frame count, upright size, fps (None for a frame folder or when unknown), the display rotation
-    applied (degrees counter-clockwise; `mirrored`: flipped left-right before it) and the back end
-    ("decord", "pyav" or "frames")."""
+    applied (degrees counter-clockwise; `mirrored`: flipped left-right before it), the back end
+    ("decord", "pyav" or "frames") and the VideoWarnings opening it gave (`warnings`)."""
     opened = _open(video, decoder)
     opened.close()
     return {
+        "warnings": list(opened.notes),  # what was warned (VideoWarning) on opening it
         "num_frames": opened.num_frames,
         "height": opened.height,
         "width": opened.width,

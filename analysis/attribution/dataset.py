@@ -15,8 +15,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from workbench import distributed, rundir
-from workbench.datasets import VideoDataset, open_dataset
-from workbench.errors import AnalysisError
+from workbench.datasets import VideoDataset, open_dataset, skipped_record, unreadable_reason
+from workbench.errors import AnalysisError, VideoError
 from workbench.masks import clip_mask
 from workbench.models.spec import ModelSpec
 from workbench.probe import load_mask, mask_path
@@ -69,18 +69,25 @@ def pick_items(items: list, max_clips: int | None) -> list:
 
 def _score_items(
     models: dict[str, nn.Module], dataset: VideoDataset, root: Path, items: Sequence, methods: Sequence[str],
-    target: str | int, curve_steps: int, seed: int, bar: Any, options: MethodOptions,
+    target: str | int, curve_steps: int, seed: int, bar: Any, options: MethodOptions, strict: bool,
 ) -> pd.DataFrame:
-    """Per-clip metric rows of every model x method for some dataset items."""
+    """Per-clip metric rows of every model x method for some dataset items (undecodable ones skipped)."""
     rows = []
     for item in items:
         # named (and seeded) by the path inside the dataset: rows do not depend on where it lies
         relative = dataset.relative_name(item)
+        try:
+            frames = video_info(item.path)["num_frames"]
+            clips = load_clips(item.path, [model.spec for model in models.values()])  # decoded once
+        except VideoError as err:
+            if strict:
+                raise VideoError(f"{err} (run without --strict to skip it)") from None
+            bar.update(len(models) * len(methods))  # listed as skipped when the parts are merged
+            continue
         has_mask = mask_path(root, relative).is_file()
         video_mask = load_mask(root, relative) if has_mask else None
-        if video_mask is not None and video_mask.shape[0] != video_info(item.path)["num_frames"]:
+        if video_mask is not None and video_mask.shape[0] != frames:
             video_mask = None  # a mask that does not match its video would score nonsense
-        clips = load_clips(item.path, [model.spec for model in models.values()])  # decoded once
         for (name, model), clip in zip(models.items(), clips):
             spec: ModelSpec = model.spec
             clip = clip.unsqueeze(0)
@@ -120,12 +127,14 @@ def score_dataset(
     run: dict[str, Any] | None = None,
     chunk_clips: int = 8,
     seed: int = 0,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Per-clip metrics of every model x method over a dataset (localisation where masks exist).
 
-    With `out` (and its `run` record, whose identity a resumed run must match), each chunk of
-    `chunk_clips` clips is kept as out/parts/part-NNNNNN.parquet, so a killed run continues where
-    it stopped. Under torch.distributed (torchrun) the chunks are shared round robin between the
+    A clip that cannot be decoded is skipped (`strict`: stops the run); the table's
+    `attrs["skipped"]` lists every clip without rows with its reason. With `out` (and its `run`
+    record, whose identity a resumed run must match), each chunk of `chunk_clips` clips is kept as
+    out/parts/part-NNNNNN.parquet, so a killed run continues where it stopped. Under torch.distributed (torchrun) the chunks are shared round robin between the
     ranks and every rank returns the merged table, the same a single process gives."""
     context = distributed.current()
     if context.distributed and out is None:
@@ -148,7 +157,13 @@ def score_dataset(
               disable=not progress or not context.is_main) as bar:
         for number in pending:
             parts.save(number, _score_items(models, dataset, root, chunks[number], methods, target,
-                                            curve_steps, seed, bar, options or {}))
+                                            curve_steps, seed, bar, options or {}, strict))
     distributed.barrier()  # every rank's parts are on disk
     finished = [part for part in parts.read(len(chunks)) if not part.empty]
-    return pd.concat(finished, ignore_index=True) if finished else pd.DataFrame()
+    results = pd.concat(finished, ignore_index=True) if finished else pd.DataFrame()
+    scored = set(results["clip"]) if not results.empty else set()
+    results.attrs["skipped"] = [
+        skipped_record(dataset.relative_name(item), unreadable_reason(item.path)
+                       or "no target class to explain for this clip")
+        for item in items if dataset.relative_name(item) not in scored]
+    return results

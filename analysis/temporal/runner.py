@@ -19,8 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench import distributed, rundir
-from workbench.datasets import VideoDataset, open_dataset
+from workbench.datasets import VideoDataset, open_dataset, skipped_record, unreadable_reason
 from workbench.device import model_device, peak_memory
+from workbench.errors import VideoError
 from workbench.models.spec import ModelSpec
 
 from .classes import class_table, model_label
@@ -102,13 +103,15 @@ def run_experiment(
     device: torch.device | str | None = None,
     amp: torch.dtype | None = None,
     workers: int = 0,
+    strict: bool = False,
 ) -> ExperimentResult:
     """Run every perturbation of every video through every model; resumable when `out` is given.
 
     Models run where they are (`device`, default: where the first model is, must agree); `amp` is an
     autocast dtype for CUDA; `workers` > 0 decodes in that many DataLoader processes (results do not
-    change). The models are only run, never changed. Under torch.distributed each rank scores its
-    share of the chunks and every rank returns the merged result."""
+    change). The models are only run, never changed. A video that cannot be decoded is skipped and
+    listed with its reason (run.json `skipped`), or stops the run with `strict`. Under
+    torch.distributed each rank scores its share of the chunks and every rank returns the merged result."""
     config = config or ExperimentConfig()
     if not models:
         raise ExperimentError("no models to test")
@@ -128,6 +131,7 @@ def run_experiment(
     mine = distributed.shard(len(chunks), context)
     parts = rundir.Parts(run_dir)
     notes: list[str] = []
+    reasons: dict[int, str] = {}  # video index -> why it was skipped, as decoding said it
 
     def note(message: str) -> None:
         notes.append(message)
@@ -153,6 +157,9 @@ def run_experiment(
                     if got != index:
                         raise RuntimeError("decoded videos came back out of order")
                     if clips is None:
+                        if strict:
+                            raise VideoError(f"{error} (run without --strict to skip it)")
+                        reasons[index] = str(error)
                         note(f"skipped {item.name}: {error}")
                     else:
                         chunk.append((index, item, clips))
@@ -165,17 +172,18 @@ def run_experiment(
     finally:
         stream.close()  # stops DataLoader workers if the run ends early
         bar.close()
-    return _merge(parts, chunks, items, run, notes, config, device, run_dir)
+    return _merge(parts, chunks, items, run, notes, reasons, config, device, run_dir)
 
 
 def _merge(
     parts: rundir.Parts, chunks: list, items: list[Item], run: dict[str, Any], notes: list[str],
-    config: ExperimentConfig, device: torch.device, run_dir: Path | None,
+    reasons: dict[int, str], config: ExperimentConfig, device: torch.device, run_dir: Path | None,
 ) -> ExperimentResult:
     """Rank 0 merges every rank's parts, computes the statistics and writes the run directory."""
     context = distributed.current()
     # collectives: also the point where every rank has written its parts
     all_notes = [message for rank_notes in distributed.gather(notes) for message in rank_notes]
+    all_reasons = {k: v for rank_reasons in distributed.gather(reasons) for k, v in rank_reasons.items()}
     memory = distributed.gather({"rank": context.rank, **peak_memory(device)})
     result = None
     if context.is_main:
@@ -189,8 +197,12 @@ def _merge(
         peak = {"max_rss_mib": max(m["max_rss_mib"] for m in memory), "ranks": memory}
         if device.type == "cuda":
             peak["cuda_max_allocated_mib"] = max(m["cuda_max_allocated_mib"] for m in memory)
+        # a video skipped by an earlier (resumed) run left no reason here: ask the decoder again
+        skipped = [skipped_record(item.name, all_reasons.get(index) or unreadable_reason(item.path)
+                                  or "no clip could be decoded")
+                   for index, item in enumerate(items) if index not in scored]
         result.run = rundir.finish(
-            run, skipped_videos=[item.name for index, item in enumerate(items) if index not in scored],
+            run, skipped_videos=[s["video"] for s in skipped], skipped=skipped,
             notes=all_notes, rows=len(results), peak_memory=peak,
             outputs={"tables": ["results", "summary", "class_sensitivity", "comparisons"]})
         if run_dir is not None:

@@ -14,7 +14,7 @@ import shlex
 import sys
 import warnings
 
-from ..errors import is_user_error
+from ..errors import VideoWarning, is_user_error
 
 COMMAND_MODULES = (
     "workbench.cli.models",
@@ -42,9 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["python", "-m", "workbench", *argv])  # provenance, as typed
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
-        return args.handler(args) or 0
+        with warnings.catch_warnings():
+            # every warning of the command is one `warning:` line on stderr; each partly decodable
+            # video says so, not only the first
+            warnings.simplefilter("always", VideoWarning)
+            warnings.showwarning = _warning_line
+            if getattr(args, "decoder", None):
+                from ..video import set_decoder
+
+                set_decoder(args.decoder)
+            return args.handler(args) or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -53,3 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    print(f"warning: {message}", file=sys.stderr)

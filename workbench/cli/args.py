@@ -9,6 +9,7 @@ from typing import Any
 
 from ..device import AMP_CHOICES
 from ..model_options import OPTIONS, parse_model_options
+from ..video import DECODERS, ENV_VAR
 
 
 def add_device_args(parser: argparse.ArgumentParser, amp: bool = True) -> None:
@@ -18,6 +19,13 @@ def add_device_args(parser: argparse.ArgumentParser, amp: bool = True) -> None:
     if amp:
         parser.add_argument("--amp", choices=AMP_CHOICES, default="off",
                             help="inference precision on CUDA: bf16 or fp16 autocast (default: off)")
+
+
+def add_decoder_arg(parser: argparse.ArgumentParser) -> None:
+    """Add --decoder to a command that decodes videos (the CLI applies it before the command runs)."""
+    parser.add_argument("--decoder", choices=DECODERS, default=None,
+                        help=f"video decoder: auto (decord where installed, else PyAV), decord or pyav "
+                             f"(default: ${ENV_VAR}, else auto)")
 
 
 def add_model_option_args(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from analysis.attribution import METHODS
 
 from ..errors import OptionError, UserError
-from .args import add_device_args, add_model_option_args, model_labels, model_overrides
+from .args import add_decoder_arg, add_device_args, add_model_option_args, model_labels, model_overrides
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "temporal_ablation")
 SHOWN = ("model", "method", "clips", "energy_in_mask", "area_share", "pointing_hit", "deletion_auc_pixel",
@@ -49,10 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sanity", action="store_true",
                    help="one video: also run the randomisation check (last two layers randomised)")
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
+    p.add_argument("--strict", action="store_true",
+                   help="--data: stop at the first clip that cannot be decoded (default: skip and list it)")
     p.add_argument("--chunk-clips", type=int, default=8,
                    help="--data: clips per part file (the unit of resumption and of sharing between ranks)")
     add_model_option_args(p)
     add_device_args(p)
+    add_decoder_arg(p)
     p.set_defaults(handler=attribute_command)
 
 
@@ -163,7 +166,8 @@ def attribute_command(args: argparse.Namespace) -> int:
         try:
             results = score_dataset(models, args.data, methods, target=target, max_clips=args.max_clips,
                                     progress=True, curve_steps=args.curve_steps, options=options,
-                                    out=out, run=run, chunk_clips=args.chunk_clips, seed=args.seed)
+                                    out=out, run=run, chunk_clips=args.chunk_clips, seed=args.seed,
+                                    strict=args.strict)
             memory = distributed.gather({"rank": context.rank, **peak_memory(device)})
         finally:
             distributed.shutdown()
@@ -172,8 +176,11 @@ def attribute_command(args: argparse.Namespace) -> int:
         run["peak_memory"] = {"max_rss_mib": max(m["max_rss_mib"] for m in memory), "ranks": memory}
         if not context.is_main:  # rank 0 writes and prints the merged table once
             return 0
+        run["skipped"] = results.attrs.get("skipped", [])
+        for skipped in run["skipped"]:
+            print(f"warning: skipped {skipped['video']}: {skipped['reason']}", file=sys.stderr)
         if results.empty:
-            raise UserError("no clip could be scored (no target class for any clip?)")
+            raise UserError("no clip could be scored (none decodes, or no target class for any clip)")
         summary = summarize_scores(results, reps=args.bootstrap, seed=args.seed)
     results.to_parquet(out / "results.parquet", index=False)
     summary.to_csv(out / "summary.csv", index=False)

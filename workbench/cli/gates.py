@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .args import add_device_args, add_model_option_args, model_overrides
+from .args import add_decoder_arg, add_device_args, add_model_option_args, model_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", action="store_true", help="also write PNG figures (kaleido + chromium)")
     add_model_option_args(p)
     add_device_args(p, amp=False)  # gate statistics are kept in full precision
+    add_decoder_arg(p)
     p.set_defaults(handler=gates)
 
 

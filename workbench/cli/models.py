@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..models.schemes import available_schemes
-from .args import add_device_args, add_model_option_args, model_overrides, print_json
+from .args import add_decoder_arg, add_device_args, add_model_option_args, model_overrides, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow checkpoints that need weights_only=False (runs code from the file)")
     add_model_option_args(p)
     add_device_args(p)
+    add_decoder_arg(p)
     p.set_defaults(handler=predict)
 
     p = sub.add_parser("train", help="train a model on a video dataset")
@@ -62,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--order-free-p", type=float, default=0.0,
                    help="probability of showing a clip of a static (order-free) class in random frame order")
     p.add_argument("--no-resume", action="store_true", help="ignore a saved training state")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first video that cannot be decoded (default: skip it and list it)")
+    add_decoder_arg(p)
     p.set_defaults(handler=train)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class and reverse->mirror on a dataset")
@@ -69,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--format", choices=("table", "json"), default="table")
     add_device_args(p)
+    add_decoder_arg(p)
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first video that cannot be decoded (default: skip it and list it)")
     p.set_defaults(handler=evaluate)
 
     p = sub.add_parser("demo", help="list, re-measure or retrain the shipped demo models")
@@ -136,7 +143,7 @@ def train(args: argparse.Namespace) -> int:
         scheme=args.scheme, data=str(args.data), out=str(args.out), backbone=args.backbone,
         frames=args.frames, size=args.size, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, val_data=str(args.val_data) if args.val_data else None,
-        threads=args.threads, order_free_p=args.order_free_p,
+        threads=args.threads, order_free_p=args.order_free_p, strict=args.strict,
     )
     result = train_model(config, resume=not args.no_resume)
     print(f"best val accuracy {result['best_val_acc']:.2%} -> {args.out}")
@@ -150,7 +157,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
-    report = evaluate_checkpoint(args.checkpoint, args.data, device=device, amp=amp)
+    report = evaluate_checkpoint(args.checkpoint, args.data, device=device, amp=amp, strict=args.strict)
     if args.format == "json":
         print_json(report)
     else:

@@ -12,7 +12,7 @@ from pathlib import Path
 from analysis.perturb import PERTURBATIONS
 
 from ..errors import UserError
-from .args import add_device_args, add_model_option_args, model_labels, model_overrides
+from .args import add_decoder_arg, add_device_args, add_model_option_args, model_labels, model_overrides
 
 SUMMARY_COLUMNS = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
                    "flip_rate", "mean_kl", "temporal_change", "static_change", "mirror_rate"]
@@ -50,7 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="DataLoader processes decoding videos ahead of the model (0: decode in-process)")
     add_device_args(p)
+    add_decoder_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first video that cannot be decoded (default: skip it and list it)")
     add_model_option_args(p)
 
 
@@ -89,7 +92,7 @@ def temporal_test(args: argparse.Namespace) -> int:
             models, args.data, config, args.out, checkpoints=dict(zip(labels, args.model)),
             show_progress=not args.quiet, command=args.command_line,
             warn=lambda message: print(f"warning: {message}", file=sys.stderr),
-            device=device, amp=amp, workers=args.workers,
+            device=device, amp=amp, workers=args.workers, strict=args.strict,
         )
     finally:
         distributed.shutdown()
@@ -102,7 +105,9 @@ def temporal_test(args: argparse.Namespace) -> int:
         print("\npaired comparisons (sensitivity = original accuracy - perturbed accuracy, per video):")
         comparisons = result.comparisons[COMPARISON_COLUMNS]
         print(comparisons.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nwrote {args.out} ({result.run['rows']} rows)")
+    skipped = len(result.run.get("skipped", []))
+    note = f"; {skipped} video(s) skipped, listed with their reasons in run.json" if skipped else ""
+    print(f"\nwrote {args.out} ({result.run['rows']} rows{note})")
     return 0
 
 

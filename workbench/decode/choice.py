@@ -5,17 +5,34 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from ..errors import OptionError
 
 DECODERS = ("auto", "decord", "pyav")
 ENV_VAR = "WORKBENCH_DECODER"  # auto | decord | pyav; set_decoder() overrides it
 _chosen: str | None = None
+# a choice for this thread only (an app session's run): beats the process-wide one
+_in_context: ContextVar[str | None] = ContextVar("workbench_decoder", default=None)
 
 
 def _checked(name: str, where: str) -> str:
     name = name.strip().lower()
     if name not in DECODERS:
-        raise ValueError(f"{where} must be one of {', '.join(DECODERS)}, not {name!r}")
+        raise OptionError(f"{where} must be one of {', '.join(DECODERS)}, not {name!r}")
     return name
+
+
+@contextmanager
+def using_decoder(name: str | None) -> Iterator[None]:
+    """While open, this thread (not the others: one app session's setting) decodes with `name`."""
+    token = _in_context.set(None if name is None else _checked(name, "decoder"))
+    try:
+        yield
+    finally:
+        _in_context.reset(token)
 
 
 def set_decoder(name: str | None) -> None:
@@ -25,7 +42,9 @@ def set_decoder(name: str | None) -> None:
 
 
 def get_decoder() -> str:
-    """The choice in force: set_decoder's, else $WORKBENCH_DECODER, else "auto"."""
+    """The choice in force: this thread's (using_decoder), set_decoder's, $WORKBENCH_DECODER, or "auto"."""
+    if _in_context.get() is not None:
+        return _in_context.get()
     if _chosen is not None:
         return _chosen
     return _checked(os.environ.get(ENV_VAR) or "auto", f"${ENV_VAR}")
@@ -54,5 +73,5 @@ def resolve_decoder(requested: str | None = None) -> str:
         return "decord" if "decord" in available else "pyav"
     if name not in available:
         installed = ", ".join(available) or "none"
-        raise ValueError(f"decoder {name!r} is not installed here (available: {installed})")
+        raise OptionError(f"decoder {name!r} is not installed here (available: {installed})")
     return name

@@ -61,14 +61,13 @@ class FrameFolder:
                 sizes.append(image.size)
         self.width, self.height = sizes[0]
         odd = [(path, size) for path, size in zip(self.paths, sizes) if size != sizes[0]]
+        self.notes: list[str] = []  # what was warned, for callers that show it (video_info)
         if odd:
             (path, (width, height)) = odd[0]
-            warnings.warn(
-                f"{self.name!r}: {len(odd)} of {self.num_frames} frames differ in size from the first "
-                f"({self.width}x{self.height}), e.g. {path.name} ({width}x{height}): resized to it",
-                VideoWarning,
-                stacklevel=4,
-            )
+            self.notes.append(f"{self.name!r}: {len(odd)} of {self.num_frames} frames differ in size from the "
+                              f"first ({self.width}x{self.height}), e.g. {path.name} ({width}x{height}): "
+                              "resized to it")
+            warnings.warn(self.notes[-1], VideoWarning, stacklevel=4)
 
     def _image(self, index: int) -> Image.Image:
         """Frame `index` opened (header read, pixels not yet), its claimed size within the limits."""
