@@ -98,7 +98,8 @@ def _open(video: VideoSource, decoder: str | None = None) -> _Opened:
         warnings.warn(notes[-1], VideoWarning, stacklevel=3)
     opened: _Opened = probe
     if name == "decord":
-        from workbench.decode.decord_decoder import DecordVideo, decord_is_exact  # only where decord is chosen
+        # imported only where decord is chosen
+        from workbench.decode.decord_decoder import DecordVideo, decord_is_exact
 
         # elsewhere (open GOPs, some containers, mirrored videos) decord returns other frames: PyAV decodes
         if decord_is_exact(probe):

@@ -134,8 +134,9 @@ def score_dataset(
     A clip that cannot be decoded is skipped (`strict`: stops the run); the table's
     `attrs["skipped"]` lists every clip without rows with its reason. With `out` (and its `run`
     record, whose identity a resumed run must match), each chunk of `chunk_clips` clips is kept as
-    out/parts/part-NNNNNN.parquet, so a killed run continues where it stopped. Under torch.distributed (torchrun) the chunks are shared round robin between the
-    ranks and every rank returns the merged table, the same a single process gives."""
+    out/parts/part-NNNNNN.parquet, so a killed run continues where it stopped. Under
+    torch.distributed (torchrun) the chunks are shared round robin between the ranks and every rank
+    returns the merged table, the same a single process gives."""
     context = distributed.current()
     if context.distributed and out is None:
         raise AnalysisError("a distributed run needs an output directory: ranks share their parts through it")

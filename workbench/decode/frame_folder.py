@@ -64,8 +64,8 @@ class FrameFolder:
         self.notes: list[str] = []  # what was warned, for callers that show it (video_info)
         if odd:
             (path, (width, height)) = odd[0]
-            self.notes.append(f"{self.name!r}: {len(odd)} of {self.num_frames} frames differ in size from the "
-                              f"first ({self.width}x{self.height}), e.g. {path.name} ({width}x{height}): "
+            self.notes.append(f"{self.name!r}: {len(odd)} of {self.num_frames} frames differ in size from "
+                              f"the first ({self.width}x{self.height}), e.g. {path.name} ({width}x{height}): "
                               "resized to it")
             warnings.warn(self.notes[-1], VideoWarning, stacklevel=4)
 
