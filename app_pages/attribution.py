@@ -13,6 +13,7 @@ import streamlit as st
 
 from analysis import attribution, attribution_figures
 from app_pages import shared
+from app_pages.heavy import run_heavy
 from workbench.app_state import ModelSource, file_stamp
 from workbench.demo import demo_localisation
 from workbench.video import load_clip, using_decoder
@@ -26,14 +27,18 @@ DEFAULT_METHODS = ["saliency", "integrated_gradients", "gradcam"]
 PERCENT = {"format": "percent", "min_value": 0.0, "max_value": 1.0}
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _map(path: str, stamp: str, video: str, video_stamp: str, method: str, target: int,
-         options: tuple[tuple[str, Any], ...], decoder: str) -> attribution.ClipExplanation:
-    """One attribution and its metrics, cached per (model file, clip file, method, target, options,
-    decoder)."""
-    model = shared.load_source(ModelSource(path, path, "path"))
-    with using_decoder(decoder):
-        return attribution.explain_video(model, video, method, target, **dict(options))
+def _map(source: ModelSource, video: str, video_stamp: str, method: str, target: int,
+         options: tuple[tuple[str, Any], ...]) -> attribution.ClipExplanation:
+    """One attribution and its metrics, in the server's queue of heavy work; kept per (model file, clip
+    file, method, target, options, decoder)."""
+    model = shared.load_source(source)
+    key = ("attribution", source.path, file_stamp(source.path), video, video_stamp, method, target, options,
+           shared.decoder())
+    backward = method != "temporal_ablation"  # every method but ablation runs backward passes
+    batch = dict(options).get("steps", 32) if method == "integrated_gradients" else 1
+    cost = shared.job_cost(model, clips=batch, backward=backward)
+    return run_heavy(key, f"{attribution.method_label(method)} of {source.label}", cost, 10.0,
+                     lambda: attribution.explain_video(model, video, method, target, **dict(options)))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -122,8 +127,8 @@ for i, (label, source, target, method) in enumerate(jobs):
     slow = " (slow method)" if attribution.METHODS[method].expensive else ""
     name = attribution.method_label(method)
     bar.progress(i / len(jobs), text=f"{name} for {label} ({i + 1}/{len(jobs)}){slow}")
-    results[(label, method)] = _map(source.path, file_stamp(source.path), clip_source.path, video_stamp,
-                                    method, target, method_options.get(method, ()), shared.decoder())
+    results[(label, method)] = _map(source, clip_source.path, video_stamp, method, target,
+                                    method_options.get(method, ()))
 bar.empty()
 if not results:
     st.stop()

@@ -15,6 +15,8 @@ import streamlit.components.v1 as components
 
 from analysis import report, report_sections
 from app_pages import shared
+from workbench.access import PathNotAllowed
+from workbench.app_state import typed_path
 from workbench.models import file_sha256
 
 TEMPORAL_RESULT = "temporal_result"  # written by the Temporal reasoning page: (request key, ExperimentResult)
@@ -72,7 +74,11 @@ if gated and clip is not None:
 folder = st.text_input("Folder with saved runs", value="runs", key="reports_folder",
                        help="Output folders of `python -m workbench temporal-test / gates / attribute` "
                             "(each holds a run.json); searched three levels deep.")
-found = run_directories(Path(folder).expanduser())
+try:
+    found = run_directories(typed_path(folder)) if folder.strip() else []
+except PathNotAllowed as err:
+    st.error(shared.error_message(err), icon=":material/error:")
+    found = []
 chosen_dirs = st.multiselect("Saved runs", [str(p) for p in found], key="reports_dirs",
                              placeholder="none found" if not found else "choose run directories")
 extra = st.text_area("More run directories (one path per line)", key="reports_extra", height=80)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,9 @@ from analysis.zoo import (
     summarize,
 )
 from analysis.zoo import complexity_table as zoo_complexity
-from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp
+from app_pages.heavy import run_heavy
+from workbench import access
+from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp, remove_uploads, upload_dir
 from workbench.demo import TEST_SEED, demo_probe_dir
 from workbench.device import prepare_model, resolve_device
 from workbench.errors import CheckpointError, DatasetError, VideoError
@@ -46,18 +51,59 @@ def is_gated(source: ModelSource) -> bool:
     return row is not None and row.gated
 
 
+UPLOADS = "session_uploads"  # session_state: this session's upload folder (removed with the session)
+
+
+class _SessionUploads:
+    """This session's upload folder; removed when the session ends (its state is dropped) or the
+    server stops."""
+
+    def __init__(self) -> None:
+        self.folder = upload_dir(uuid.uuid4().hex)
+        weakref.finalize(self, remove_uploads, self.folder)
+
+
+def session_uploads() -> Path:
+    """The folder this session's uploads are written to."""
+    if UPLOADS not in st.session_state:
+        st.session_state[UPLOADS] = _SessionUploads()
+    return st.session_state[UPLOADS].folder
+
+
+def server_policy() -> access.PathPolicy | None:
+    """Where this server lets users' paths point (None: served without data roots, refused)."""
+    address = st.get_option("server.address")
+    if not access.is_served(address):
+        return access.LOCAL
+    roots = access.roots_from_env()
+    if not roots:
+        try:
+            roots = list(st.secrets.get("workbench", {}).get("data_roots", []))
+        except (FileNotFoundError, KeyError, AttributeError):  # no secrets.toml: no setting there
+            roots = []
+    return access.served_policy(roots) if roots else None
+
+
+def without_server_paths(text: str) -> str:
+    """`text` with every upload's server path replaced by the name it was uploaded under: a message
+    never shows where this server keeps files."""
+    root = re.escape(str(access.upload_root()))
+    return re.sub(root + r"/[^/'\"\s]+/[0-9a-f]{16}-", "", text)
+
+
 def error_message(err: BaseException) -> str:
-    """The first line of an error, as the user should read it."""
+    """The first line of an error, as the user should read it (no server paths)."""
     text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return without_server_paths(text.splitlines()[0]) if text else type(err).__name__
 
 
 def model_error_message(path: str, err: BaseException) -> str:
-    """What went wrong loading a checkpoint; errors that do not name the file are prefixed with it."""
-    if isinstance(err, CheckpointError):
+    """What went wrong loading a checkpoint; errors that do not name the file say only that it cannot
+    be used (a library's own text speaks of its internals, not of the file)."""
+    if isinstance(err, (CheckpointError, access.PathNotAllowed)):
         return error_message(err)
     # e.g. torch.load's KeyError on some non-checkpoint files, or a spec naming an unknown scheme
-    return f"cannot load {path!r}: not a usable checkpoint ({type(err).__name__}: {error_message(err)})"
+    return without_server_paths(f"cannot load {path!r}: not a checkpoint this workbench can use")
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -99,23 +145,33 @@ def _prediction(path: str, stamp: str, video: str, video_stamp: str, decoder: st
         return predict_video(_load_model(path, stamp), video)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _gate_report(path: str, stamp: str, video: str, video_stamp: str, mask_stamp: str,
-                 decoder: str) -> GateReport:
-    with using_decoder(decoder):
-        return gate_report(_load_model(path, stamp), video, probe_mask(video))
-
-
 def _mask_stamp(video: str) -> str:
     """The stamp of a probe clip's mask file ('' without one): the gate report depends on it too."""
     mask = mask_path(Path(video).parent.parent, video)
     return file_stamp(mask) if mask.is_file() else ""
 
 
+def job_cost(model: torch.nn.Module, clips: int = 1, backward: bool = False) -> int:
+    """Bytes a job on `clips` clips of this model needs, roughly: the weights, and the activations of
+    its input size (a forward keeps few of them at once; a backward keeps all)."""
+    spec = model.spec
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    pixels = spec.frames * spec.input_size**2
+    activations = pixels * 4 * (400 if backward else 40)  # ~bytes per input pixel held (measured order)
+    return int(weights + clips * activations)
+
+
 def gates_on_clip(source: ModelSource, clip: ClipSource) -> GateReport:
-    """Every gate analysis of a gated model on a clip (cached per model, clip and mask file versions)."""
-    return _gate_report(source.path, file_stamp(source.path), clip.path, file_stamp(clip.path),
-                        _mask_stamp(clip.path), decoder())
+    """Every gate analysis of a gated model on a clip, in this server's queue of heavy work; kept per
+    model, clip and mask file versions and decoder."""
+    key = ("gates", source.path, file_stamp(source.path), clip.path, file_stamp(clip.path),
+           _mask_stamp(clip.path), decoder())
+    model = load_source(source)
+
+    def compute() -> GateReport:
+        return gate_report(model, clip.path, probe_mask(clip.path))
+
+    return run_heavy(key, f"the gates of {source.label}", job_cost(model, clips=30), 5.0, compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

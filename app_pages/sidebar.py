@@ -31,6 +31,8 @@ from .shared import (
     error_message,
     load_source,
     model_error_message,
+    session_uploads,
+    without_server_paths,
 )
 
 MODEL_LABELS = "model_labels"  # the multiselect's key
@@ -55,7 +57,7 @@ def _with_options(source: ModelSource) -> ModelSource:
     model = load_model(source.path, **overrides)
     with tempfile.TemporaryDirectory() as folder:
         resaved = save_model(model, Path(folder) / "model.pt")
-        stored = store_upload(f"{Path(source.path).stem}.pt", resaved.read_bytes())
+        stored = store_upload(f"{Path(source.path).stem}.pt", resaved.read_bytes(), session_uploads())
     return ModelSource(source.label, str(stored), source.origin)
 
 
@@ -89,7 +91,7 @@ def _on_upload() -> None:
     upload = st.session_state.get(CHECKPOINT_UPLOAD)
     if upload is None:
         return
-    path = store_upload(upload.name, upload.getvalue())
+    path = store_upload(upload.name, upload.getvalue(), session_uploads())
     _add_model(ModelSource(Path(upload.name).stem or "upload", str(path), "upload"), shown_name=upload.name)
 
 
@@ -167,7 +169,8 @@ def _clip() -> ClipSource | None:
         upload = st.file_uploader("Upload a video", type=sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS),
                                   key="video_upload")
         if upload is not None:
-            clip = ClipSource(upload.name, str(store_upload(upload.name, upload.getvalue())), "upload")
+            stored = store_upload(upload.name, upload.getvalue(), session_uploads())
+            clip = ClipSource(upload.name, str(stored), "upload")
     else:
         text = st.text_input("Video file or frame folder", key="video_path", placeholder="/path/to/video.mp4")
         if text.strip():
@@ -179,7 +182,8 @@ def _clip() -> ClipSource | None:
         return None
 
     def shown(message: str) -> str:  # an upload is named as the user knows it, not by its temp file
-        return message.replace(clip.path, clip.label) if clip.origin == "upload" else message
+        named = message.replace(clip.path, clip.label) if clip.origin == "upload" else message
+        return without_server_paths(named)
 
     try:
         info = clip_info(clip)

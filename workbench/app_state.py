@@ -9,14 +9,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-import tempfile
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .access import check_path, upload_root
 from .demo import demo_checkpoints, demo_manifest, demo_probe_dir
 from .errors import CheckpointError, VideoError
 
-UPLOAD_DIR_NAME = "gate-shift-workbench-uploads"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -63,11 +63,19 @@ def demo_metrics() -> dict[str, dict]:
     return {path: by_scheme.get(scheme, {}) for path, scheme in paths.items()}
 
 
-def upload_dir() -> Path:
-    """Folder for uploaded files (the system temp dir; never inside the repository)."""
-    folder = Path(tempfile.gettempdir()) / UPLOAD_DIR_NAME
+def upload_dir(session: str | None = None) -> Path:
+    """Folder for uploaded files (under the system temp dir; never inside the repository): one per
+    app session, removed with it (`remove_uploads`)."""
+    folder = upload_root() / (_UNSAFE_NAME.sub("_", session) if session else "shared")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def remove_uploads(folder: str | Path) -> None:
+    """Delete a session's upload folder (when the session ends); only folders under the upload root."""
+    folder = Path(folder)
+    if folder.resolve().is_relative_to(upload_root().resolve()) and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def store_upload(name: str, data: bytes, folder: str | Path | None = None) -> Path:
@@ -89,10 +97,16 @@ def _typed_path(text: str, error: type[Exception], missing: str, what: str) -> P
     cleaned = text.strip().strip('"').strip("'")
     if not cleaned:
         raise error(f"no {what} path given")
-    path = Path(cleaned).expanduser()
+    path = typed_path(cleaned)
     if not path.exists():
         raise error(missing.format(name=cleaned))
     return path
+
+
+def typed_path(text: str) -> Path:
+    """A path typed into a box, without quotes; PathNotAllowed (before anything looks at it) when this
+    process serves others and the path lies outside its data roots."""
+    return check_path(text.strip().strip('"').strip("'"))
 
 
 def checkpoint_path(text: str) -> Path:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from workbench.access import NOT_AVAILABLE, current_policy
 from workbench.errors import DatasetError, VideoError
 from workbench.models.spec import ModelSpec
 from workbench.video import VIDEO_EXTENSIONS, load_clip, video_info
@@ -177,6 +178,8 @@ def _int_label(label: str, classes: list[str], source: Path) -> int:
 def open_dataset(path: str | Path, *, root: str | Path | None = None, **options: Any) -> VideoDataset:
     """A dataset from a folder (labels.csv or class subfolders) or a .csv / .txt list file."""
     path = Path(path)
+    if not current_policy().allows(path):  # served: before anything looks at it, the same answer for all
+        raise DatasetError(f"{path}: {NOT_AVAILABLE}")
     if not path.exists():
         raise FileNotFoundError(f"no such dataset: {path}")
     if path.is_dir() and (path / LABELS_FILE).is_file():

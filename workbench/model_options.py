@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .access import NOT_AVAILABLE, current_policy
 from .errors import OptionError
 
 
@@ -27,6 +28,8 @@ def _positive_int(key: str, value: str) -> int:
 
 def _labels_file(key: str, value: str) -> list[str]:
     path = Path(value)
+    if not current_policy().allows(path):  # served: the file is not read, nor said to exist
+        raise OptionError(f"--model-option {key}=...: {NOT_AVAILABLE}")
     if not path.is_file():
         raise OptionError(f"--model-option {key}={value!r}: no such labels file (one class name per line)")
     names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import distributed
+from .access import NOT_AVAILABLE, current_policy
 from .errors import AnalysisError, RunDirError
 from .fingerprints import dataset_fingerprint, file_sha256, model_fingerprint
 from .version import VERSION
@@ -144,6 +145,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     """A run directory's run.json in the current format; RunDirError when it is not one we can read."""
     folder = Path(run_dir)
     path = folder / RUN_FILE
+    if not current_policy().allows(folder):  # served: before anything looks at it, the same answer for all
+        raise RunDirError(f"{folder}: {NOT_AVAILABLE}")
     if not folder.is_dir():
         raise RunDirError(f"{folder}: not a directory")
     if not path.is_file():

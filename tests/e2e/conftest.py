@@ -57,7 +57,9 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
     ]
     # one torch thread: on a shared 2-core machine multi-threaded inference waits on busy cores
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    # three heavy jobs at once: the session tests run analyses of several sessions concurrently
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WORKBENCH_SLOTS": "3",
+           "WORKBENCH_SERVER_MEMORY": "16GiB"}
     with open(log, "w") as out:
         server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

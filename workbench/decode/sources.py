@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from workbench.access import NOT_AVAILABLE, current_policy
 from workbench.decode.errors import cannot_decode
 
 # A video path, a frame-folder path, raw bytes or a binary file-like object (BytesIO, UploadedFile).
@@ -57,6 +58,8 @@ def resolve(video: VideoSource) -> Source:
     if not isinstance(video, (str, os.PathLike)):
         raise TypeError(f"expected a path, bytes or a binary file object, not {type(video).__name__}")
     name, path = str(video), Path(video)
+    if not current_policy().allows(path):  # served: before anything looks at it, the same answer for all
+        raise cannot_decode(name, NOT_AVAILABLE)
     try:
         info = path.stat()
     except OSError as exc:

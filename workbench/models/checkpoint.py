@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..access import NOT_AVAILABLE, current_policy
 from ..errors import CheckpointError
 from .registry import build_model
 from .releases import family_of_layout, load_release
@@ -57,6 +58,8 @@ def read_checkpoint(path: str | Path, *, unsafe_pickle: bool = False) -> dict[st
     """Load a checkpoint file as plain data; refuses code-carrying pickles unless unsafe_pickle."""
     path = Path(path)
     name = str(path)
+    if not current_policy().allows(path):  # served: before anything looks at it, the same answer for all
+        raise CheckpointError(f"cannot load {name!r}: {NOT_AVAILABLE}")
     if not path.exists():
         raise CheckpointError(f"cannot load {name!r}: no such file")
     if path.is_dir():
@@ -65,15 +68,18 @@ def read_checkpoint(path: str | Path, *, unsafe_pickle: bool = False) -> dict[st
         raise CheckpointError(f"cannot load {name!r}: file is empty")
     try:
         data = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
-    except Exception as err:  # torch raises many types for foreign bytes; all mean "cannot load"
+    except Exception:  # torch raises many types for foreign bytes; all mean "cannot load"
         if not unsafe_pickle and carries_code(path):
             raise CheckpointError(
                 f"refusing to load {name!r}: it contains pickled Python objects that could run code "
                 "(it needs weights_only=False); load it only if you trust it, with unsafe_pickle=True "
                 "(CLI: --unsafe-pickle)"
             ) from None
-        msg = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"cannot load {name!r}: not a readable PyTorch checkpoint ({msg})") from None
+        # torch's own text ("Weights only load failed ... unpickler ...") speaks of its internals: a
+        # sentence about the file instead
+        raise CheckpointError(
+            f"cannot load {name!r}: not a PyTorch checkpoint, or a damaged one (it cannot be read as one)"
+        ) from None
     if not isinstance(data, dict):
         raise CheckpointError(
             f"cannot load {name!r}: expected a dict checkpoint, found {type(data).__name__}"

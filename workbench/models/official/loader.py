@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...access import NOT_AVAILABLE, current_policy
 from ...errors import CheckpointError
 from ..spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from ..state import fill_num_batches_tracked, state_mismatch
@@ -77,6 +78,8 @@ def _class_names(value: Any, num_classes: int, name: str) -> list[str]:
     """Class names from a list or a labels file (one per line)."""
     if isinstance(value, (str, Path)):
         path = Path(value)
+        if not current_policy().allows(path):  # served: the file is not read, nor said to exist
+            raise CheckpointError(f"cannot load {name!r}: classes file: {NOT_AVAILABLE}")
         if not path.is_file():
             raise CheckpointError(f"cannot load {name!r}: classes file {str(path)!r} does not exist")
         names = [line.strip() for line in path.read_text().splitlines() if line.strip()]

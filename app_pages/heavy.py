@@ -1,0 +1,100 @@
+"""Heavy work in the app: one server-wide queue, results kept for every session, waiting shown.
+
+Every session's heavy analysis (a gate report, an attribution map, a temporal test) takes a turn in one
+`WorkQueue` for the whole server (a memory budget and a number of slots), so several sessions never run
+more than the server can hold; while it waits the session sees its place and an estimate. Results are
+kept in one store keyed by everything that decides them, so a second session asking the same thing gets
+it without queueing. A session that closes or reruns while waiting leaves the queue (Streamlit stops
+its script at the next display call, and the queue frees the turn in `finally`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from workbench.work_queue import WorkQueue
+
+T = TypeVar("T")
+BUDGET_VAR = "WORKBENCH_SERVER_MEMORY"  # memory all sessions' heavy work may use together, e.g. "8GiB"
+SLOTS_VAR = "WORKBENCH_SLOTS"  # heavy jobs at once (default 1: the cores are shared anyway)
+DEFAULT_BUDGET = "4GiB"
+SESSION = "session_owner"  # session_state: this session's name in the queue
+
+
+UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of "8GiB", "1500MB", "2g" (binary units)."""
+    cleaned = text.strip().lower().removesuffix("b").removesuffix("i")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned and cleaned[-1] in UNITS else (cleaned, "")
+    return int(float(number) * UNITS.get(unit, 1))
+
+
+@st.cache_resource(show_spinner=False)
+def server_queue() -> WorkQueue:
+    """The one queue of this server (its budget and slots from the environment)."""
+    budget = parse_size(os.environ.get(BUDGET_VAR) or DEFAULT_BUDGET)
+    return WorkQueue(budget, max(1, int(os.environ.get(SLOTS_VAR) or 1)))
+
+
+class ResultStore:
+    """Results by key for every session, the least recently used dropped beyond `size`."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def result_store() -> ResultStore:
+    """The results every session shares."""
+    return ResultStore()
+
+
+def session_owner() -> str:
+    """This session's name in the queue."""
+    if SESSION not in st.session_state:
+        st.session_state[SESSION] = uuid.uuid4().hex[:12]
+    return st.session_state[SESSION]
+
+
+def run_heavy(key: Hashable, label: str, cost: int, estimate: float, compute: Callable[[], T]) -> T:
+    """`compute()` in its turn of the server's queue, its result kept under `key`; the session sees its
+    place and an estimate while it waits."""
+    found = result_store().get(key)
+    if found is not None:
+        return found
+    note = st.empty()
+
+    def waiting(ahead: int, seconds: float) -> None:
+        note.info(f"Waiting for the server: {ahead} job(s) of other sessions ahead of {label}, "
+                  f"about {seconds:.0f} s", icon=":material/hourglass_top:")
+
+    with server_queue().turn(session_owner(), cost, estimate, waiting, label=label):
+        note.empty()
+        value = compute()
+    result_store().put(key, value)
+    return value
