@@ -37,7 +37,7 @@ def sign_flip_p(differences: Sequence[float] | np.ndarray, resamples: int = 2000
     diffs = np.asarray(differences, dtype=np.float64).ravel()
     if diffs.size == 0:
         return float("nan")
-    if not np.any(diffs):
+    if diffs.size == 1 or not np.any(diffs):  # one pair: both of its sign patterns are as extreme
         return 1.0
     result = stats.permutation_test((diffs,), np.mean, permutation_type="samples", n_resamples=resamples,
                                     alternative="two-sided", rng=np.random.default_rng(seed),
