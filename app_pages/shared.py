@@ -91,6 +91,32 @@ def without_server_paths(text: str) -> str:
     return re.sub(root + r"/[^/'\"\s]+/[0-9a-f]{16}-", "", text)
 
 
+def admit_or_stop() -> None:
+    """Install this server's path policy, or stop the run with a message: served without data roots,
+    or not logged in where a login is configured."""
+    policy = server_policy()
+    if policy is None:  # served beyond this machine, but nothing says which folders users may read
+        where = st.get_option("server.address") or "every interface"
+        st.error(f"This workbench is served to other machines (server.address = {where}) and has no data "
+                 f"roots: set {access.ROOTS_VAR} (folders joined by ':') or [workbench] data_roots in "
+                 ".streamlit/secrets.toml, or serve it on 127.0.0.1 only. See the README, 'Serving the app "
+                 "to a lab'.")
+        st.stop()
+    access.set_policy(policy)
+    if login_required() and not getattr(st.user, "is_logged_in", False):
+        st.title("Gate-Shift Workbench")
+        st.button("Log in", on_click=st.login, type="primary")
+        st.stop()
+
+
+def login_required() -> bool:
+    """True when Streamlit's login is configured (an [auth] section in secrets.toml)."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError, AttributeError):  # no secrets.toml
+        return False
+
+
 def error_message(err: BaseException) -> str:
     """The first line of an error, as the user should read it (no server paths)."""
     text = str(err).strip()

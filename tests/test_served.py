@@ -113,3 +113,14 @@ def test_a_dataset_inside_the_roots_cannot_reach_outside(server: dict[str, Path]
     result = at.session_state["temporal_result"][1]
     reason = f"cannot decode {str(far)!r}: {access.NOT_AVAILABLE}"
     assert result.run["skipped"] == [{"video": str(far), "reason": reason}]
+
+
+def test_a_configured_login_comes_before_everything(server: dict[str, Path]) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "id", "client_secret": "secret",
+                          "server_metadata_url": "https://example.org/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert not at.sidebar.get("multiselect")  # no page, no sidebar until logged in
