@@ -78,7 +78,8 @@ by_label = {source.label: (source, model) for source, model in loaded}
 
 left, middle, right = st.columns([2, 2, 2])
 picked = left.multiselect("Models", list(by_label), default=list(by_label)[:4], key="attr_models")
-methods = middle.multiselect("Methods", list(attribution.METHODS), default=DEFAULT_METHODS,
+linked = [m for m in st.query_params.get("methods", "").split(",") if m in attribution.METHODS]
+methods = middle.multiselect("Methods", list(attribution.METHODS), default=linked or DEFAULT_METHODS,
                              format_func=attribution.method_label, key="attr_methods")
 choice = right.radio("Explain", list(TARGETS), format_func=TARGETS.get, key="attr_target",
                      help="The mirror class is the same motion reversed in time (move_left ↔ move_right): "

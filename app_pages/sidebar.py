@@ -115,10 +115,12 @@ def _models() -> list[ModelSource]:
     """The models section; returns the chosen sources in the order shown."""
     st.header("Models", divider="gray")
     demo = demo_model_sources()
+    first_run = MODEL_LABELS not in st.session_state
+    if first_run:
+        st.session_state[MODEL_LABELS] = [source.label for source in demo]
+        _linked_models()
     added: dict[str, ModelSource] = st.session_state.setdefault(ADDED, {})
     options = {source.label: source for source in demo} | added
-    if MODEL_LABELS not in st.session_state:
-        st.session_state[MODEL_LABELS] = [source.label for source in demo]
     # drop labels whose file went away (the demo zoo can change while the app runs)
     st.session_state[MODEL_LABELS] = [label for label in st.session_state[MODEL_LABELS] if label in options]
     if not demo:
@@ -141,6 +143,21 @@ def _models() -> list[ModelSource]:
     if st.session_state.get(MODEL_ERROR):
         st.error(st.session_state[MODEL_ERROR], icon=":material/error:")
     return [options[label] for label in labels]
+
+
+def _linked_models() -> None:
+    """A link may choose the models: ?checkpoint=PATH adds one (as the path box does), ?models=a,b
+    picks among the demo and added ones (e.g. /attribution?checkpoint=/data/gsm.pt&models=gsm)."""
+    link = st.query_params
+    if link.get("checkpoint"):
+        st.session_state[CHECKPOINT_PATH] = link["checkpoint"]
+        _on_path()
+    if link.get("models"):
+        wanted = [name.strip() for name in link["models"].split(",") if name.strip()]
+        known = {*_demo_labels(), *st.session_state.get(ADDED, {})}
+        # an added model's label carries its scheme ("gsm224 (gsm)"): its first word names it too
+        by_name = {label.split(" (")[0]: label for label in known} | {label: label for label in known}
+        st.session_state[MODEL_LABELS] = [by_name[name] for name in wanted if name in by_name]
 
 
 def _clip_name(label: str) -> str:
