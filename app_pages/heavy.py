@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from workbench.work_queue import WorkQueue
 
@@ -25,7 +25,6 @@ T = TypeVar("T")
 BUDGET_VAR = "WORKBENCH_SERVER_MEMORY"  # memory all sessions' heavy work may use together, e.g. "8GiB"
 SLOTS_VAR = "WORKBENCH_SLOTS"  # heavy jobs at once (default 1: the cores are shared anyway)
 DEFAULT_BUDGET = "4GiB"
-SESSION = "session_owner"  # session_state: this session's name in the queue
 
 
 UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -74,11 +73,11 @@ def result_store() -> ResultStore:
     return ResultStore()
 
 
-def session_owner() -> str:
-    """This session's name in the queue."""
-    if SESSION not in st.session_state:
-        st.session_state[SESSION] = uuid.uuid4().hex[:12]
-    return st.session_state[SESSION]
+def session_id() -> str:
+    """This session's runtime id ("local" outside a server, e.g. in AppTest): its name in the queue and
+    of its upload folder, so a closed session's waiting work and uploads go with it (app_pages.sessions)."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return ctx.session_id if ctx is not None else "local"
 
 
 def run_heavy(key: Hashable, label: str, cost: int, estimate: float, compute: Callable[[], T]) -> T:
@@ -93,7 +92,7 @@ def run_heavy(key: Hashable, label: str, cost: int, estimate: float, compute: Ca
         note.info(f"Waiting for the server: {ahead} job(s) of other sessions ahead of {label}, "
                   f"about {seconds:.0f} s", icon=":material/hourglass_top:")
 
-    with server_queue().turn(session_owner(), cost, estimate, waiting, label=label):
+    with server_queue().turn(session_id(), cost, estimate, waiting, label=label):
         note.empty()
         value = compute()
     result_store().put(key, value)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from analysis.zoo import (
 from analysis.zoo import complexity_table as zoo_complexity
 from app_pages.heavy import run_heavy
 from workbench import access
-from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp, remove_uploads, upload_dir
+from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp
 from workbench.demo import TEST_SEED, demo_probe_dir
 from workbench.device import prepare_model, resolve_device
 from workbench.errors import CheckpointError, DatasetError, VideoError
@@ -49,25 +47,6 @@ def is_gated(source: ModelSource) -> bool:
     """True for a model of a scheme with gates (the scheme table says which)."""
     row = SCHEMES.get(source.scheme or "")
     return row is not None and row.gated
-
-
-UPLOADS = "session_uploads"  # session_state: this session's upload folder (removed with the session)
-
-
-class _SessionUploads:
-    """This session's upload folder; removed when the session ends (its state is dropped) or the
-    server stops."""
-
-    def __init__(self) -> None:
-        self.folder = upload_dir(uuid.uuid4().hex)
-        weakref.finalize(self, remove_uploads, self.folder)
-
-
-def session_uploads() -> Path:
-    """The folder this session's uploads are written to."""
-    if UPLOADS not in st.session_state:
-        st.session_state[UPLOADS] = _SessionUploads()
-    return st.session_state[UPLOADS].folder
 
 
 def server_policy() -> access.PathPolicy | None:

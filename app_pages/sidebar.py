@@ -22,6 +22,7 @@ from workbench.model_options import parse_model_options
 from workbench.models import load_model, save_model
 from workbench.video import VIDEO_EXTENSIONS, available_decoders
 
+from .sessions import session_uploads
 from .shared import (
     CHOSEN_CLIP,
     CHOSEN_MODELS,
@@ -31,7 +32,6 @@ from .shared import (
     error_message,
     load_source,
     model_error_message,
-    session_uploads,
     without_server_paths,
 )
 

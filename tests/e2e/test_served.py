@@ -64,7 +64,7 @@ def test_an_upload_is_removed_when_its_session_ends(browser: Any, served: dict[s
     page.goto(served["url"])
     wait_for_run(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_text("Upload", exact=True).click()
+    sidebar.get_by_role("radiogroup").get_by_text("Upload", exact=True).click()
     wait_for_run(page)
     uploader = sidebar.locator('[data-testid="stFileUploader"]', has_text="Upload a video")
     uploader.locator('input[type="file"]').set_input_files(str(demo_probe_dir() / "grow" / "grow_00000.mp4"))
