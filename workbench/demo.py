@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,19 +79,33 @@ def demo_probe_dir() -> Path:
     return PROBE_DIR
 
 
+def _cached(name: str, marker: str, write: Callable[[Path], object]) -> Path:
+    """cache_dir()/name, written once by `write` into a temporary folder renamed when `marker` exists."""
+    out = cache_dir() / name
+    if not (out / marker).exists():
+        tmp = out.with_name(out.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
 def probe_set(seed: int, clips_per_class: int, appearance_free: bool = False) -> Path:
     """A generated probe dataset in the cache (made once per seed, size and kind)."""
     from .probe import write_probe_dataset
 
     kind = "probe-af" if appearance_free else "probe"
-    out = cache_dir() / f"{kind}-seed{seed}-n{clips_per_class}"
-    if not (out / "labels.csv").exists():
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_probe_dataset(tmp, clips_per_class, seed, appearance_free=appearance_free)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    return out
+    return _cached(f"{kind}-seed{seed}-n{clips_per_class}", "labels.csv", lambda tmp: write_probe_dataset(
+        tmp, clips_per_class, seed, appearance_free=appearance_free))
+
+
+def pair_set(seed: int, pairs_per_class: int) -> Path:
+    """A generated pair set for the static/dynamic estimate, in the cache (made once per seed and size)."""
+    from .probe import PAIRS_FILE, write_pair_dataset
+
+    return _cached(f"pairs-seed{seed}-n{pairs_per_class}", PAIRS_FILE, lambda tmp: write_pair_dataset(
+        tmp, pairs_per_class, seed, progress=False))
 
 
 def train_demo_zoo(schemes: list[str] | None = None, appearance_free: bool = False) -> dict[str, Any]:

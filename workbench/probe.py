@@ -377,13 +377,17 @@ def _render_appearance_free(
     class_name: str, rng: np.random.Generator, frames: int, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward-time appearance-free clip: every frame is i.i.d. black-and-white noise; inside the object
-    each pixel copies the pixel of the previous frame that the object's motion carried there.
+    each pixel copies the pixel of the previous frame that the object's motion carried there, outside it
+    the background noise stands still (as in Ilic et al.'s AFD, where noise moves with the optical flow),
+    and the background an object uncovers is drawn fresh.
 
-    The copy map is injective (when two pixels would copy one source pixel, the one whose source point
-    lies nearest to that pixel's centre copies, the other is drawn fresh), and it depends on the track
-    and the coherence draws only, never on noise values, so each frame is a set of distinct i.i.d. draws:
-    exactly i.i.d. noise, whatever the class. The shape shows only in the coherence between frames. A
-    fade is a fade of coherence: each object pixel copies with probability alpha(t), else is drawn fresh.
+    The copy map is injective (object pixels copy from inside the previous frame's object, background
+    pixels from outside it; when two object pixels would copy one source pixel, the one whose source
+    point lies nearest to that pixel's centre copies, the other is drawn fresh), and it depends on the
+    track and the coherence draws only, never on noise values, so each frame is a set of distinct i.i.d.
+    draws: exactly i.i.d. noise, whatever the class. The object shows only between frames, where its
+    noise moves and the background's does not. A fade is a fade of coherence: each object pixel copies
+    with probability alpha(t), else it is drawn fresh.
     """
     _check_geometry(frames, size)
     shape, radius, track = _track_of(class_name, rng, frames, size)
@@ -420,6 +424,8 @@ def _paint_noise(
         first[1:] = source[1:] != source[:-1]
         chosen = order[first]
         pixels[t][ty[chosen], tx[chosen]] = pixels[t - 1][row[chosen], col[chosen]]
+        still = ~mask[t] & ~mask[t - 1]  # background seen in both frames keeps its noise
+        pixels[t][still] = pixels[t - 1][still]
     return np.repeat(pixels[..., None], 3, axis=-1), mask
 
 

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--appearance-free", action="store_true",
                    help="every frame i.i.d. noise: each class's object is a noise texture moved by the "
                         "class's motion, visible only through motion (after Ilic et al., ECCV 2022)")
+    p.add_argument("--pairs", action="store_true",
+                   help="a pair set for static-dynamic instead: per class --clips-per-class pairs sharing "
+                        "the look (a clip and its reverse) and pairs sharing the motion (another look)")
     p.set_defaults(handler=probe_data)
 
     p = sub.add_parser("predict", help="classify one video with a checkpoint")
@@ -105,14 +108,18 @@ def zoo(args: argparse.Namespace) -> int:
 
 def probe_data(args: argparse.Namespace) -> int:
     """Write the temporal probe dataset."""
-    from ..probe import write_probe_dataset
+    from ..probe import write_pair_dataset, write_probe_dataset
 
     if args.clips_per_class < 1:
         raise UserError("--clips-per-class must be at least 1")
-    out = write_probe_dataset(args.out, args.clips_per_class, args.seed, args.frames, args.size,
-                              appearance_free=args.appearance_free)
-    kind = "appearance-free probe" if args.appearance_free else "probe"
-    print(f"wrote {kind} dataset to {out}")
+    if args.size % 2 or args.size < 16 or args.frames < 2:
+        raise UserError("--size must be even and at least 16, --frames at least 2")
+    write = write_pair_dataset if args.pairs else write_probe_dataset
+    out = write(args.out, args.clips_per_class, args.seed, args.frames, args.size,
+                appearance_free=args.appearance_free)
+    kind = "pair set" if args.pairs else "probe dataset"
+    kind = f"appearance-free {kind}" if args.appearance_free else kind
+    print(f"wrote {kind} to {out}")
     return 0
 
 
