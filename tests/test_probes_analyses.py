@@ -163,3 +163,41 @@ def test_tsn_dynamic_score_is_zero(demo: dict[str, torch.nn.Module], pair_set: P
     units = result.units
     assert set(units["encodes"]) <= {"static", "dynamic", "joint", "none"}
     assert len(units[(units["model"] == "tsn") & (units["layer"] == "logits")]) == 14
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.nn.Module]:
+    """Release layouts with seeded weights, saved under their file names and loaded (tests/test_official)."""
+    from .test_official import OVERRIDES, reference, release_dict
+
+    root, models = tmp_path_factory.mktemp("releases"), {}
+    for name in ("tsm_resnet50_sthv1_8f", "tsn_resnet50_kinetics_5f", "tsm_mobilenetv2_kinetics_8f",
+                 "gsm_bninception_sthv1_8f"):
+        ref = reference(name)
+        data = release_dict(ref)
+        if name.startswith("gsm"):
+            data["best_prec1"] = torch.tensor(49.0)
+        torch.save(data, root / ref["filename_hint"])
+        models[name] = wb.load_model(root / ref["filename_hint"], **OVERRIDES.get(name, {}))
+    return models
+
+
+def test_release_layouts_have_named_stages_and_bounds(releases: dict[str, torch.nn.Module]) -> None:
+    bounds = {name: layer_bounds(model) for name, model in releases.items()}
+    # TSM shifts every ResNet-50 block (16) and 10 of MobileNetV2's; the 10 GSM modules of BN-Inception
+    # each reach 2 frames
+    assert bounds["tsm_resnet50_sthv1_8f"] == {"stem": 0, "layer1": 3, "layer2": 7, "layer3": 13, "layer4": 16,
+                                              "logits": 16}
+    assert set(bounds["tsn_resnet50_kinetics_5f"].values()) == {0}
+    assert list(bounds["tsm_mobilenetv2_kinetics_8f"])[:2] == ["features.0", "features.1"]
+    assert bounds["tsm_mobilenetv2_kinetics_8f"]["logits"] == 10
+    assert bounds["gsm_bninception_sthv1_8f"] == {"features": 20, "logits": 20}
+
+
+@pytest.mark.slow
+def test_release_tsm_influence_stops_at_its_bound(releases: dict[str, torch.nn.Module]) -> None:
+    model = releases["tsm_resnet50_sthv1_8f"]
+    clip = torch.randn(1, 9, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    summary = reach_summary(receptive_field({"tsm": model}, {"tsm": [clip]}, probes=1)).set_index("layer")
+    assert summary.loc["layer1", "reached"] == 3 and summary.loc["layer2", "reached"] == 7
+    assert (summary.loc[["layer3", "layer4"], "reached"] == 8).all()  # the clip's longest offset
