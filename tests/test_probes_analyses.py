@@ -186,8 +186,8 @@ def test_release_layouts_have_named_stages_and_bounds(releases: dict[str, torch.
     bounds = {name: layer_bounds(model) for name, model in releases.items()}
     # TSM shifts every ResNet-50 block (16) and 10 of MobileNetV2's; the 10 GSM modules of BN-Inception
     # each reach 2 frames
-    assert bounds["tsm_resnet50_sthv1_8f"] == {"stem": 0, "layer1": 3, "layer2": 7, "layer3": 13, "layer4": 16,
-                                              "logits": 16}
+    expected = {"stem": 0, "layer1": 3, "layer2": 7, "layer3": 13, "layer4": 16, "logits": 16}
+    assert bounds["tsm_resnet50_sthv1_8f"] == expected
     assert set(bounds["tsn_resnet50_kinetics_5f"].values()) == {0}
     assert list(bounds["tsm_mobilenetv2_kinetics_8f"])[:2] == ["features.0", "features.1"]
     assert bounds["tsm_mobilenetv2_kinetics_8f"]["logits"] == 10
