@@ -31,7 +31,7 @@ from workbench.datasets import VideoDataset, open_dataset
 from workbench.errors import AnalysisError
 from workbench.video import load_clip
 
-from .layer_features import pooled_layers
+from .layer_features import evenly_spaced, pooled_layers
 from .linear_probe import fit_logistic, grouped_folds
 from .statistics import bootstrap_interval
 
@@ -90,7 +90,7 @@ def arrow_of_time(
 ) -> ArrowResult:
     """The arrow-of-time probe of every model's layers on the videos of `data`."""
     dataset = open_dataset(data)
-    chosen = arrow_videos(dataset)[:max_videos]
+    chosen = evenly_spaced(arrow_videos(dataset), max_videos)
     if len(chosen) < 2:
         raise AnalysisError(f"{data}: {len(chosen)} video(s) with an arrow of time; the probe needs 2")
     summary, results = [], []

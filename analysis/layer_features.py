@@ -9,6 +9,9 @@ score 0) instead of equal up to the rounding of a differently ordered sum.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,6 +20,16 @@ from workbench.errors import AnalysisError
 from workbench.models.layers import ProbeLayer, probe_layers
 
 from .hooks import capture_forward
+
+T = TypeVar("T")
+
+
+def evenly_spaced(items: Sequence[T], count: int | None) -> list[T]:
+    """`count` of `items` spread evenly over the sequence (all of them when count is None or larger)."""
+    if count is None or count >= len(items):
+        return list(items)
+    picks = np.linspace(0, len(items) - 1, max(count, 0)).round().astype(int)
+    return [items[i] for i in dict.fromkeys(picks.tolist())]
 
 
 def frame_features(value: torch.Tensor, batch: int, frames: int) -> torch.Tensor:

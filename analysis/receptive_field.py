@@ -30,6 +30,8 @@ from workbench.models.layers import ProbeLayer, probe_layers
 from workbench.models.reach import layer_bounds
 from workbench.models.views import private_view
 
+from .layer_features import evenly_spaced
+
 COLUMNS = ["model", "layer", "offset", "influence", "bound"]
 
 
@@ -149,7 +151,6 @@ def input_clips(
     items = open_dataset(data).items
     if not items:
         raise AnalysisError(f"{data}: no videos")
-    picks = np.linspace(0, len(items) - 1, min(count, len(items))).round().astype(int)
     with warnings.catch_warnings():  # a clip longer than the video repeats frames: fine for gradients
         warnings.filterwarnings("ignore", message=".*fewer than the.*")
-        return [load_clip(items[i].path, spec) for i in dict.fromkeys(picks.tolist())]
+        return [load_clip(item.path, spec) for item in evenly_spaced(items, count)]

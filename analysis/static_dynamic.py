@@ -38,7 +38,7 @@ from workbench.errors import AnalysisError
 from workbench.probe import PAIRS_FILE
 from workbench.video import load_clip
 
-from .layer_features import pooled_layers
+from .layer_features import evenly_spaced, pooled_layers
 
 SUMMARY_COLUMNS = ["model", "layer", "static", "dynamic", "static_share", "dynamic_share", "static_units",
                    "dynamic_units", "joint_units", "dynamic_uncontrolled"]
@@ -140,7 +140,7 @@ def static_dynamic(
     """Static and dynamic scores of every model's layers on the pair set `data`."""
     pairs = read_pairs(data)
     kept = [pair for kind in ("appearance", "motion")
-            for pair in [p for p in pairs if p[0] == kind][:max_pairs]]
+            for pair in evenly_spaced([p for p in pairs if p[0] == kind], max_pairs)]
     counts = {kind: sum(p[0] == kind for p in kept) for kind in ("appearance", "motion")}
     if min(counts.values()) < 2:
         raise AnalysisError(f"{data}: {counts} pairs; the estimate needs at least 2 of each kind")
