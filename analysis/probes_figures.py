@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import SEQUENTIAL, _grid, model_colors
+from .figures import _grid, model_colors
 
 UNIT_COLORS = {"static": "#4e79a7", "dynamic": "#f28e2b", "joint": "#59a14f", "none": "#d3d3d3"}
 
@@ -47,7 +47,8 @@ def receptive_field_figure(table: pd.DataFrame, columns: int = 4) -> go.Figure:
             hovertemplate="analytic bound: ±%{text} frames<extra></extra>"), row=row, col=col)
     fig.update_xaxes(title_text="input frame - output frame", row=rows)
     fig.update_layout(meta={"figure": "receptive_field"}, height=240 * rows + 90, margin={"t": 50},
-                      coloraxis={"colorscale": SEQUENTIAL, "cmin": -4, "cmax": 0,
+                      # from a visible light blue: blank cells (exact zeros) must stand out
+                      coloraxis={"colorscale": [[0, "#d4e4f4"], [1, "#08306b"]], "cmin": -4, "cmax": 0,
                                  "colorbar": {"title": "share", "tickvals": [-4, -3, -2, -1, 0],
                                               "ticktext": ["1e-4", "0.001", "0.01", "0.1", "1"]}})
     return fig
