@@ -4,12 +4,10 @@ its figures with the known answers, bad paths are messages, and the Reports page
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import app_pages
@@ -19,13 +17,9 @@ PAGE = "app_pages/probes.py"
 
 
 @pytest.fixture(autouse=True)
-def probes_page_registered() -> Iterator[None]:
-    """The page is registered in app_pages.PAGES; run with one torch thread."""
+def probes_page_registered(one_torch_thread: None) -> None:
+    """The page is registered in app_pages.PAGES (and runs with one torch thread)."""
     assert "probes.py" in [file for file, _, _ in app_pages.PAGES]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def charts(at: AppTest) -> dict[str, dict[str, Any]]:
