@@ -21,7 +21,9 @@ from workbench.errors import RunDirError
 from .report import Report, ReportError, ReportFigure, ReportTable, Section
 
 # run kind (run.json's `kind`) -> section title; a kind without a section is refused by name
-KIND_TITLES = {"temporal-test": "Temporal reasoning", "gates": "Gates & shifts", "attribute": "Attribution"}
+KIND_TITLES = {"temporal-test": "Temporal reasoning", "gates": "Gates & shifts", "attribute": "Attribution",
+               "receptive-field": "Temporal receptive field", "arrow-of-time": "Arrow of time",
+               "static-dynamic": "Static and dynamic bias"}
 
 
 def _read_run(run_dir: Path) -> dict[str, Any]:
@@ -217,11 +219,67 @@ def _attribution_from_dir(run_dir: Path, run: dict[str, Any], key: str) -> Secti
 
 
 # ---------------------------------------------------------------------------------------------
+# Probes: receptive field, arrow of time, static/dynamic bias
+
+
+def _probe_figures(kind: str, tables: dict[str, pd.DataFrame]) -> list[ReportFigure]:
+    """The Probes page's figures of one probing run, rebuilt from its tables."""
+    from . import probes_figures as pf
+
+    if kind == "receptive-field":
+        return [ReportFigure("receptive_field", "Influence of each input frame, by offset",
+                             pf.receptive_field_figure(tables["receptive_field"]),
+                             "Share of the gradient influence on an output frame's features that comes from "
+                             "the input frame at each offset; red ticks: the analytic bound."),
+                ReportFigure("reach", "Reach against the analytic bound", pf.reach_figure(tables["summary"]),
+                             "Farthest offset with non-zero influence (bars) and the bound (markers).")]
+    if kind == "arrow-of-time":
+        return [ReportFigure("arrow_of_time", "Forward or reversed? A linear probe per layer",
+                             pf.arrow_figure(tables["summary"]),
+                             "Held-out accuracy of a logistic regression on pooled features, folds split by "
+                             "video; whiskers: 95% bootstrap interval over videos; 50%: order invisible.")]
+    return [ReportFigure("static_dynamic", "Static and dynamic scores per layer",
+                         pf.static_dynamic_figure(tables["summary"]),
+                         "Kowal et al.'s estimate: correlation over pairs sharing the look (static) or the "
+                         "motion, minus its reversed control (dynamic), over the features' total variance."),
+            ReportFigure("unit_shares", "What each layer's units encode",
+                         pf.unit_share_figure(tables["summary"]),
+                         "Units whose correlation over a factor's pairs exceeds the threshold.")]
+
+
+PROBE_TABLES = {"receptive-field": ("summary", "receptive_field"), "arrow-of-time": ("summary", "results"),
+                "static-dynamic": ("summary", "units")}
+_PROBE_TABLE_TITLES = {"summary": "Summary per model and layer", "receptive_field": "Influence per offset",
+                       "results": "Every video, forward and reversed", "units": "Every unit"}
+
+
+def probe_section(kind: str, tables: dict[str, pd.DataFrame], key: str, source: str,
+                  provenance: dict[str, Any] | None = None, checkpoints: list[dict[str, Any]] | None = None,
+                  text: str = "") -> Section:
+    """A probing result (its tables, `PROBE_TABLES[kind]`) as a section: the Probes page's figures."""
+    report_tables = [ReportTable(name, _PROBE_TABLE_TITLES[name], tables[name], shown=name == "summary")
+                     for name in PROBE_TABLES[kind]]
+    return Section(key, KIND_TITLES[kind], kind, source, _probe_figures(kind, tables), report_tables,
+                   provenance=provenance or {}, checkpoints=checkpoints or [], text=[text] if text else [])
+
+
+def _probe_from_dir(run_dir: Path, run: dict[str, Any], key: str) -> Section:
+    kind = run["kind"]
+    tables = {}
+    for name in PROBE_TABLES[kind]:
+        if not (run_dir / f"{name}.csv").is_file():
+            raise ReportError(f"{run_dir}: incomplete {kind} run (no {name}.csv)")
+        tables[name] = _csv(run_dir / f"{name}.csv")
+    where = (run.get("dataset") or {}).get("path") or run.get("options", {}).get("data", "?")
+    return probe_section(kind, tables, key, str(run_dir), run, _checkpoints(run), f"Inputs from {where}.")
+
+
+# ---------------------------------------------------------------------------------------------
 # Sections, models, the report
 
 
 def load_section(run_dir: str | Path, key: str | None = None) -> Section:
-    """The section of one run directory (temporal test, gates or attribution)."""
+    """The section of one run directory (temporal test, gates, attribution or a probe)."""
     run_dir = Path(run_dir)
     run = _read_run(run_dir)
     kind = run["kind"]
@@ -232,6 +290,8 @@ def load_section(run_dir: str | Path, key: str | None = None) -> Section:
         return _gates_from_dir(run_dir, run, key)
     if kind == "attribute":
         return _attribution_from_dir(run_dir, run, key)
+    if kind in PROBE_TABLES:
+        return _probe_from_dir(run_dir, run, key)
     raise ReportError(f"{run_dir}: a {kind} run has no report section")
 
 

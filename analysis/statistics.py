@@ -32,6 +32,15 @@ def bootstrap_interval(
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def binomial_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a proportion (NaN without trials)."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    test = stats.binomtest(int(successes), int(trials))
+    interval = test.proportion_ci(confidence_level=level, method="exact")
+    return float(interval.low), float(interval.high)
+
+
 def sign_flip_p(differences: Sequence[float] | np.ndarray, resamples: int = 2000, seed: int = 0) -> float:
     """Two-sided paired permutation p-value that the mean of paired differences is 0 (sign flips)."""
     diffs = np.asarray(differences, dtype=np.float64).ravel()

@@ -12,6 +12,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("temporal.py", "Temporal reasoning", ":material/swap_horiz:"),
     ("gates.py", "Gates & Shifts", ":material/tune:"),
     ("attribution.py", "Attribution", ":material/center_focus_strong:"),
+    ("probes.py", "Probes", ":material/biotech:"),
     ("reports.py", "Reports", ":material/summarize:"),
 )
 

@@ -20,6 +20,9 @@ from workbench.app_state import typed_path
 from workbench.models import file_sha256
 
 TEMPORAL_RESULT = "temporal_result"  # written by the Temporal reasoning page: (request key, ExperimentResult)
+# written by the Probes page: (request key, {table name: DataFrame}, checkpoints) per probing analysis
+PROBE_RESULTS = {"receptive-field": "probes_receptive-field", "arrow-of-time": "probes_arrow-of-time",
+                 "static-dynamic": "probes_static-dynamic"}
 BUILT = "reports_built"  # session_state: (request key, Report, html)
 BUNDLE = "reports_bundle"  # session_state: (request key, zip bytes)
 
@@ -52,6 +55,18 @@ if temporal_result is not None:
         labels.append(f"temporal:{result.run.get('started', '')}")
 else:
     st.caption("No temporal test run in this session yet (page *Temporal reasoning*).")
+
+for kind, state_key in PROBE_RESULTS.items():
+    stored = st.session_state.get(state_key)
+    if stored is None:
+        continue
+    _, tables, checkpoints = stored
+    models = ", ".join(dict.fromkeys(tables["summary"]["model"]))
+    title = report_sections.KIND_TITLES[kind]
+    if st.checkbox(f"This session's {title.lower()} ({models})", value=True, key=f"reports_{kind}"):
+        sections.append(report_sections.probe_section(kind, tables, kind, "this app session",
+                                                      {"app": "Probes", "kind": kind}, checkpoints))
+        labels.append(f"{kind}:{stored[0]}")
 
 clip = shared.chosen_clip()
 gated = [s for s in shared.chosen_models() if shared.is_gated(s)]

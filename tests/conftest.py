@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,12 @@ def tiny_probe(tmp_path_factory) -> Path:
 
     return write_probe_dataset(tmp_path_factory.mktemp("probe") / "data", 3, seed=11, frames=16, size=32,
                                progress=False)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test: on a busy 2-core machine two threads wait on each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

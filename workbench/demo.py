@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 MODELS_DIR = ASSETS / "models"
 PROBE_DIR = ASSETS / "probe"  # a few probe clips (with masks) for the app and tests
 MANIFEST = ASSETS / "manifest.json"
+# the same eight schemes trained with the same recipe on the appearance-free probe (`demo --train
+# --appearance-free`): every frame is noise, only motion tells the classes apart
+MODELS_AF_DIR = ASSETS / "models_af"
+MANIFEST_AF = ASSETS / "manifest_af.json"
 # attribution metrics of the demo zoo over probe clips (`attribute --data`): summary.csv + run.json
 LOCALISATION = ASSETS / "attribution_localisation"
 
@@ -35,16 +40,22 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def demo_manifest() -> dict[str, Any]:
+def _zoo(appearance_free: bool) -> tuple[Path, Path]:
+    """(checkpoint folder, manifest) of the regular or the appearance-free demo zoo."""
+    return (MODELS_AF_DIR, MANIFEST_AF) if appearance_free else (MODELS_DIR, MANIFEST)
+
+
+def demo_manifest(appearance_free: bool = False) -> dict[str, Any]:
     """The manifest of shipped demo models (empty list when none are shipped)."""
-    if not MANIFEST.exists():
+    manifest = _zoo(appearance_free)[1]
+    if not manifest.exists():
         return {"models": []}
-    return json.loads(MANIFEST.read_text())
+    return json.loads(manifest.read_text())
 
 
-def demo_checkpoints() -> dict[str, Path]:
-    """Scheme name -> shipped checkpoint path, in registry order."""
-    entries = {e["scheme"]: ASSETS / e["file"] for e in demo_manifest()["models"]}
+def demo_checkpoints(appearance_free: bool = False) -> dict[str, Path]:
+    """Scheme name -> shipped checkpoint path, in registry order (`appearance_free`: that zoo's)."""
+    entries = {e["scheme"]: ASSETS / e["file"] for e in demo_manifest(appearance_free)["models"]}
     return {s: entries[s] for s in available_schemes() if s in entries and entries[s].exists()}
 
 
@@ -68,44 +79,62 @@ def demo_probe_dir() -> Path:
     return PROBE_DIR
 
 
-def probe_set(seed: int, clips_per_class: int) -> Path:
-    """A generated probe dataset in the cache (made once per seed and size)."""
-    from .probe import write_probe_dataset
-
-    out = cache_dir() / f"probe-seed{seed}-n{clips_per_class}"
-    if not (out / "labels.csv").exists():
+def _cached(name: str, marker: str, write: Callable[[Path], object]) -> Path:
+    """cache_dir()/name, written once by `write` into a temporary folder renamed when `marker` exists."""
+    out = cache_dir() / name
+    if not (out / marker).exists():
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        write_probe_dataset(tmp, clips_per_class, seed)
+        write(tmp)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return out
 
 
-def train_demo_zoo(schemes: list[str] | None = None) -> dict[str, Any]:
-    """Train every demo model from scratch, evaluate on a fresh seed, write the manifest."""
+def probe_set(seed: int, clips_per_class: int, appearance_free: bool = False) -> Path:
+    """A generated probe dataset in the cache (made once per seed, size and kind)."""
+    from .probe import write_probe_dataset
+
+    kind = "probe-af" if appearance_free else "probe"
+    return _cached(f"{kind}-seed{seed}-n{clips_per_class}", "labels.csv", lambda tmp: write_probe_dataset(
+        tmp, clips_per_class, seed, appearance_free=appearance_free))
+
+
+def pair_set(seed: int, pairs_per_class: int) -> Path:
+    """A generated pair set for the static/dynamic estimate, in the cache (made once per seed and size)."""
+    from .probe import PAIRS_FILE, write_pair_dataset
+
+    return _cached(f"pairs-seed{seed}-n{pairs_per_class}", PAIRS_FILE, lambda tmp: write_pair_dataset(
+        tmp, pairs_per_class, seed, progress=False))
+
+
+def train_demo_zoo(schemes: list[str] | None = None, appearance_free: bool = False) -> dict[str, Any]:
+    """Train every demo model from scratch, evaluate on a fresh seed, write the manifest.
+
+    `appearance_free`: the same recipe on appearance-free probe sets of the same seeds, into
+    `assets/models_af/` and `manifest_af.json`."""
     from .evaluate import evaluate_checkpoint
     from .probe import write_probe_dataset
     from .train import TrainConfig, train_model
 
-    train_dir = probe_set(TRAIN_SEED, TRAIN_CLIPS_PER_CLASS)
-    test_dir = probe_set(TEST_SEED, TEST_CLIPS_PER_CLASS)
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    train_dir = probe_set(TRAIN_SEED, TRAIN_CLIPS_PER_CLASS, appearance_free)
+    test_dir = probe_set(TEST_SEED, TEST_CLIPS_PER_CLASS, appearance_free)
+    models_dir = _zoo(appearance_free)[0]
+    models_dir.mkdir(parents=True, exist_ok=True)
     if not (PROBE_DIR / "labels.csv").exists():
         write_probe_dataset(PROBE_DIR, ASSET_CLIPS_PER_CLASS, ASSET_PROBE_SEED)
-    manifest = demo_manifest()
-    entries = {e["scheme"]: e for e in manifest["models"]}
     for scheme in schemes or available_schemes():
-        out = MODELS_DIR / f"{scheme}.pt"
+        out = models_dir / f"{scheme}.pt"
         config = TrainConfig(scheme=scheme, data=str(train_dir), out=str(out), **DEMO_TRAINING)
         started = time.perf_counter()
         train_model(config, resume=True)
         seconds = time.perf_counter() - started
         report = evaluate_checkpoint(out, test_dir)
-        entries = {e["scheme"]: e for e in demo_manifest()["models"]}  # others may have written
-        entries[scheme] = manifest_entry(scheme, out, config, seconds, report)
-        write_manifest(entries)
-    return demo_manifest()
+        # others may have written meanwhile: read the manifest again
+        entries = {e["scheme"]: e for e in demo_manifest(appearance_free)["models"]}
+        entries[scheme] = manifest_entry(scheme, out, config, seconds, report, appearance_free)
+        write_manifest(entries, appearance_free)
+    return demo_manifest(appearance_free)
 
 
 METRIC_KEYS = ("accuracy", "temporal_accuracy", "static_accuracy", "pair_accuracy", "reverse_to_mirror",
@@ -113,12 +142,13 @@ METRIC_KEYS = ("accuracy", "temporal_accuracy", "static_accuracy", "pair_accurac
 
 
 def manifest_entry(
-    scheme: str, out: Path, config: Any, seconds: float, report: dict[str, Any]
+    scheme: str, out: Path, config: Any, seconds: float, report: dict[str, Any], appearance_free: bool = False
 ) -> dict[str, Any]:
     """One model's manifest record, with metrics measured on the fresh test seed."""
     from .models import load_model
 
     model = load_model(out)
+    flag = " --appearance-free" if appearance_free else ""
     return {
         "scheme": scheme,
         "file": str(out.relative_to(ASSETS)),
@@ -127,15 +157,15 @@ def manifest_entry(
         "params": sum(p.numel() for p in model.parameters()),
         "train_command": config.command().replace(str(cache_dir()), "$WORKBENCH_CACHE"),
         "train_seconds": round(seconds, 1),
-        "train_data": f"probe-data --seed {TRAIN_SEED} --clips-per-class {TRAIN_CLIPS_PER_CLASS}",
-        "test_data": f"probe-data --seed {TEST_SEED} --clips-per-class {TEST_CLIPS_PER_CLASS}",
+        "train_data": f"probe-data --seed {TRAIN_SEED} --clips-per-class {TRAIN_CLIPS_PER_CLASS}{flag}",
+        "test_data": f"probe-data --seed {TEST_SEED} --clips-per-class {TEST_CLIPS_PER_CLASS}{flag}",
         "evaluate_command": f"python -m workbench evaluate workbench/assets/{out.relative_to(ASSETS)} "
-                            f"--data <probe-data seed {TEST_SEED}>",
+                            f"--data <probe-data seed {TEST_SEED}{flag}>",
         "metrics": {k: report.get(k) for k in METRIC_KEYS},
     }
 
 
-def reevaluate_demo_zoo() -> dict[str, Any]:
+def reevaluate_demo_zoo(appearance_free: bool = False) -> dict[str, Any]:
     """Rebuild the manifest from the checkpoints on disk, measured again on the fresh test seed.
 
     Each checkpoint carries its training command and per-epoch history, so the manifest can
@@ -144,10 +174,10 @@ def reevaluate_demo_zoo() -> dict[str, Any]:
     from .evaluate import evaluate_checkpoint
     from .models import load_model
 
-    test_dir = probe_set(TEST_SEED, TEST_CLIPS_PER_CLASS)
-    entries = {e["scheme"]: e for e in demo_manifest()["models"]}
+    test_dir = probe_set(TEST_SEED, TEST_CLIPS_PER_CLASS, appearance_free)
+    entries = {e["scheme"]: e for e in demo_manifest(appearance_free)["models"]}
     for scheme in available_schemes():
-        path = MODELS_DIR / f"{scheme}.pt"
+        path = _zoo(appearance_free)[0] / f"{scheme}.pt"
         if not path.exists():
             continue
         model = load_model(path)
@@ -155,10 +185,10 @@ def reevaluate_demo_zoo() -> dict[str, Any]:
         seconds = sum(h.get("seconds", 0.0) for h in model.history)
         report = evaluate_checkpoint(path, test_dir)
         entry = entries.get(scheme, {})
-        entry.update(manifest_entry(scheme, path, _Command(command), seconds, report))
+        entry.update(manifest_entry(scheme, path, _Command(command), seconds, report, appearance_free))
         entries[scheme] = entry
-    write_manifest(entries)
-    return demo_manifest()
+    write_manifest(entries, appearance_free)
+    return demo_manifest(appearance_free)
 
 
 class _Command:
@@ -171,7 +201,7 @@ class _Command:
         return self.text
 
 
-def write_manifest(entries: dict[str, dict[str, Any]]) -> None:
+def write_manifest(entries: dict[str, dict[str, Any]], appearance_free: bool = False) -> None:
     """Write the manifest in registry order."""
     ordered = [entries[s] for s in available_schemes() if s in entries]
-    MANIFEST.write_text(json.dumps({"models": ordered}, indent=2) + "\n")
+    _zoo(appearance_free)[1].write_text(json.dumps({"models": ordered}, indent=2) + "\n")

@@ -291,22 +291,30 @@ def _composite_object(
     return mask
 
 
-def _render(
-    class_name: str, rng: np.random.Generator, frames: int, size: int, with_object: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render a clip in forward time; `with_object=False` leaves out the probe object."""
+def _check_geometry(frames: int, size: int) -> None:
     if frames < 2 or size < 16:
         raise ValueError(f"need frames >= 2 and size >= 16, got frames={frames}, size={size}")
+
+
+def _track_of(class_name: str, rng: np.random.Generator, frames: int, size: int) -> tuple[str, float, _Track]:
+    """Shape, radius and forward-time pose of a class's object (the first draws of a clip's generator)."""
+    if class_name in _MOTION_OF:
+        return _temporal_track(_MOTION_OF[class_name][0], rng, frames, size)
+    if class_name in _STATIC_CLASS_SHAPES:
+        return _static_track(_STATIC_CLASS_SHAPES[class_name], rng, frames, size)
+    raise ValueError(f"unknown probe class {class_name!r}; known: {class_names()}")
+
+
+def _paint(
+    class_name: str, shape: str, radius: float, track: _Track, rng: np.random.Generator, size: int,
+    with_object: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The look of a clip drawn from `rng` (background, distractors, the object's colour and texture)
+    around a given object and track."""
+    frames = track.cx.size
     coords = np.arange(size, dtype=np.float64) + 0.5  # pixel centres
     xs, ys = coords[None, :], coords[:, None]
-    if class_name in _MOTION_OF:
-        shape, radius, track = _temporal_track(_MOTION_OF[class_name][0], rng, frames, size)
-        palette = TEMPORAL_PALETTE
-    elif class_name in _STATIC_CLASS_SHAPES:
-        shape, radius, track = _static_track(_STATIC_CLASS_SHAPES[class_name], rng, frames, size)
-        palette = STATIC_PALETTE
-    else:
-        raise ValueError(f"unknown probe class {class_name!r}; known: {class_names()}")
+    palette = TEMPORAL_PALETTE if class_name in _MOTION_OF else STATIC_PALETTE
     image = np.repeat(_background(rng, size, xs, ys)[None], frames, axis=0)
     _composite_distractors(image, rng, xs, ys)
     if with_object:
@@ -317,14 +325,211 @@ def _render(
     return pixels, mask
 
 
+def _render(
+    class_name: str, rng: np.random.Generator, frames: int, size: int, with_object: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render a clip in forward time; `with_object=False` leaves out the probe object."""
+    _check_geometry(frames, size)
+    shape, radius, track = _track_of(class_name, rng, frames, size)
+    return _paint(class_name, shape, radius, track, rng, size, with_object)
+
+
 def render_clip(
     class_name: str, rng: np.random.Generator, frames: int = 16, size: int = 48
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one probe clip: RGB frames uint8 (T, H, W, 3) and the object mask bool (T, H, W)."""
-    pixels, mask = _render(class_name, rng, frames, size)
-    if _MOTION_OF.get(class_name, ("", False))[1]:  # second class of a mirror pair: time-reversed
+    return _in_class_order(class_name, *_render(class_name, rng, frames, size))
+
+
+def _in_class_order(class_name: str, pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A clip rendered in forward time, reversed for the second class of a mirror pair."""
+    if _MOTION_OF.get(class_name, ("", False))[1]:
         pixels, mask = pixels[::-1], mask[::-1]
     return np.ascontiguousarray(pixels), np.ascontiguousarray(mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Appearance-free clips (after Ilic et al., ECCV 2022: noise moved by the action's motion)
+
+NOISE_LEVELS = (0, 255)  # black-and-white noise: grey, so the 4:2:0 video keeps it exactly
+
+
+def _object_coords(
+    track: _Track, radius: float, t: int, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Object coordinates (u, v) of pixel positions (xs, ys) at frame t of `track`."""
+    dx, dy = xs - track.cx[t], ys - track.cy[t]
+    cos, sin = np.cos(track.angle[t]), np.sin(track.angle[t])
+    extent = track.scale[t] * radius
+    return (dx * cos + dy * sin) / extent, (dy * cos - dx * sin) / extent
+
+
+def _object_to_pixels(
+    track: _Track, radius: float, t: int, u: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions (x, y) of object coordinates (u, v) at frame t (the inverse of _object_coords)."""
+    cos, sin = np.cos(track.angle[t]), np.sin(track.angle[t])
+    extent = track.scale[t] * radius
+    return track.cx[t] + extent * (u * cos - v * sin), track.cy[t] + extent * (u * sin + v * cos)
+
+
+def _render_appearance_free(
+    class_name: str, rng: np.random.Generator, frames: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forward-time appearance-free clip: every frame is i.i.d. black-and-white noise; inside the object
+    each pixel copies the pixel of the previous frame that the object's motion carried there, outside it
+    the background noise stands still (as in Ilic et al.'s AFD, where noise moves with the optical flow),
+    and the background an object uncovers is drawn fresh.
+
+    The copy map is injective (object pixels copy from inside the previous frame's object, background
+    pixels from outside it; when two object pixels would copy one source pixel, the one whose source
+    point lies nearest to that pixel's centre copies, the other is drawn fresh), and it depends on the
+    track and the coherence draws only, never on noise values, so each frame is a set of distinct i.i.d.
+    draws: exactly i.i.d. noise, whatever the class. The object shows only between frames, where its
+    noise moves and the background's does not. A fade is a fade of coherence: each object pixel copies
+    with probability alpha(t), else it is drawn fresh.
+    """
+    _check_geometry(frames, size)
+    shape, radius, track = _track_of(class_name, rng, frames, size)
+    return _paint_noise(shape, radius, track, rng, size)
+
+
+def _paint_noise(
+    shape: str, radius: float, track: _Track, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The appearance-free look drawn from `rng`: noise frames and the coherence draws (see above)."""
+    frames = track.cx.size
+    coords = np.arange(size, dtype=np.float64) + 0.5
+    xs, ys = np.broadcast_to(coords[None, :], (size, size)), np.broadcast_to(coords[:, None], (size, size))
+    low, high = NOISE_LEVELS
+    noise = np.where(rng.random((frames, size, size)) < 0.5, low, high).astype(np.uint8)
+    coherent = rng.random((frames, size, size))
+    mask = np.stack([_inside(shape, *_object_coords(track, radius, t, xs, ys)) for t in range(frames)])
+    pixels = noise.copy()
+    for t in range(1, frames):
+        ty, tx = np.nonzero(mask[t] & (coherent[t] < track.alpha[t]))
+        # where the object point at each target pixel was one frame earlier, and the pixel holding it
+        u, v = _object_coords(track, radius, t, xs[ty, tx], ys[ty, tx])
+        sx, sy = _object_to_pixels(track, radius, t - 1, u, v)
+        col, row = np.floor(sx).astype(int), np.floor(sy).astype(int)
+        inside = (col >= 0) & (col < size) & (row >= 0) & (row < size)
+        ty, tx, sx, sy, col, row = (a[inside] for a in (ty, tx, sx, sy, col, row))
+        keep = mask[t - 1][row, col]
+        ty, tx, sx, sy, col, row = (a[keep] for a in (ty, tx, sx, sy, col, row))
+        # one copy per source pixel: the target whose source point is nearest to the source's centre
+        distance = (sx - col - 0.5) ** 2 + (sy - row - 0.5) ** 2
+        order = np.lexsort((distance, row * size + col))
+        source = (row * size + col)[order]
+        first = np.ones(source.size, dtype=bool)
+        first[1:] = source[1:] != source[:-1]
+        chosen = order[first]
+        pixels[t][ty[chosen], tx[chosen]] = pixels[t - 1][row[chosen], col[chosen]]
+        still = ~mask[t] & ~mask[t - 1]  # background seen in both frames keeps its noise
+        pixels[t][still] = pixels[t - 1][still]
+    return np.repeat(pixels[..., None], 3, axis=-1), mask
+
+
+def render_appearance_free_clip(
+    class_name: str, rng: np.random.Generator, frames: int = 16, size: int = 48
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render one appearance-free probe clip: grey noise frames uint8 (T, H, W, 3), object mask (T, H, W).
+
+    The generator's first draws are the object's track, as in `render_clip`: with the same generator
+    state both clips have the same motion and the same mask.
+    """
+    return _in_class_order(class_name, *_render_appearance_free(class_name, rng, frames, size))
+
+
+RENDERERS = {False: render_clip, True: render_appearance_free_clip}  # keyed by `appearance_free`
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs for the static/dynamic estimate (Kowal et al., CVPR 2022): two clips sharing one factor
+
+PAIR_KINDS = {
+    "appearance": "the same look, the motion reversed: a clip and its own reverse (the analysis reverses "
+                  "the sampled clip, so the pair shares every frame)",
+    "motion": "the same motion (track, turn, scale, fade), another look: shape, colour, texture, "
+              "background and distractors drawn afresh (a static class keeps its shape: it is the class)",
+}
+PAIRS_FILE = "pairs.csv"
+
+
+def _pair_rngs(seed: int, class_name: str, index: int) -> tuple[np.random.Generator, ...]:
+    """(track, look of a, look of b) generators of motion pair `index` of `class_name`."""
+    clip_rng(seed, class_name, index)  # checks the arguments
+    sequence = np.random.SeedSequence([seed, class_names().index(class_name), index, 1])
+    return tuple(np.random.default_rng(child) for child in sequence.spawn(3))
+
+
+def _look_shape(class_name: str, shape: str, rng: np.random.Generator) -> str:
+    """Another shape a temporal class's object may take (rotations keep asymmetric ones)."""
+    if class_name not in _MOTION_OF:
+        return shape
+    shapes = ROTATION_SHAPES if _MOTION_OF[class_name][0] == "rotate_cw" else TEMPORAL_SHAPES
+    return str(shapes[rng.integers(len(shapes))])
+
+
+def render_motion_pair(
+    class_name: str, seed: int, index: int, frames: int = 16, size: int = 48, appearance_free: bool = False
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Two clips of one motion with two independent looks (`PAIR_KINDS["motion"]`), each as frames
+    (T, H, W, 3) and object mask (T, H, W)."""
+    _check_geometry(frames, size)
+    track_rng, *looks = _pair_rngs(seed, class_name, index)
+    shape, radius, track = _track_of(class_name, track_rng, frames, size)
+    clips = []
+    for look in looks:
+        drawn = _look_shape(class_name, shape, look)
+        if appearance_free:
+            pixels, mask = _paint_noise(drawn, radius, track, look, size)
+        else:
+            pixels, mask = _paint(class_name, drawn, radius, track, look, size)
+        clips.append(_in_class_order(class_name, pixels, mask))
+    return clips[0], clips[1]
+
+
+def write_pair_dataset(
+    out: str | Path, pairs_per_class: int, seed: int, frames: int = 16, size: int = 48,
+    appearance_free: bool = False, progress: bool = True,
+) -> Path:
+    """Write `pairs_per_class` pairs of each kind (`PAIR_KINDS`) per class: videos, pairs.csv (kind, class,
+    a, b) and classes.json; an appearance pair's `a` is the probe set's clip of the same seed and index,
+    its `b` is empty (the reverse of the sampled clip)."""
+    from tqdm import tqdm
+
+    if pairs_per_class < 1:
+        raise ValueError(f"pairs_per_class must be >= 1, got {pairs_per_class}")
+    if size % 2:
+        raise ValueError(f"size must be even (yuv420p video), got {size}")
+    root = Path(out)
+    rows: list[tuple[str, str, str, str]] = []
+    with tqdm(total=pairs_per_class * len(PROBE_CLASSES), desc="probe pairs", unit="pair",
+              disable=not progress) as bar:
+        for probe_class in PROBE_CLASSES:
+            name = probe_class.name
+            for folder in ("appearance", "motion"):
+                (root / folder / name).mkdir(parents=True, exist_ok=True)
+            for index in range(pairs_per_class):
+                pixels, _ = RENDERERS[appearance_free](name, clip_rng(seed, name, index), frames, size)
+                single = f"appearance/{name}/{clip_id(name, index)}.mp4"
+                encode_mp4(pixels, root / single)
+                rows.append(("appearance", name, single, ""))
+                pair = render_motion_pair(name, seed, index, frames, size, appearance_free)
+                paths = [f"motion/{name}/{clip_id(name, index)}_{side}.mp4" for side in "ab"]
+                for (pixels, _), relative in zip(pair, paths):
+                    encode_mp4(pixels, root / relative)
+                rows.append(("motion", name, *paths))
+                bar.update()
+    meta = {"classes": [{"name": c.name, "kind": c.kind, "mirror_of": c.mirror_of} for c in PROBE_CLASSES],
+            "frames": frames, "size": size, "seed": seed, "pairs_per_class": pairs_per_class, "fps": FPS,
+            "appearance_free": appearance_free, "pair_kinds": PAIR_KINDS}
+    (root / "classes.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    with open(root / PAIRS_FILE, "w", newline="", encoding="utf-8") as handle:  # last: marks a complete set
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(("kind", "class", "a", "b"))
+        writer.writerows(rows)
+    return root
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,8 +599,13 @@ def write_probe_dataset(
     frames: int = 16,
     size: int = 48,
     progress: bool = True,
+    appearance_free: bool = False,
 ) -> Path:
-    """Render and write the probe dataset (videos, masks, labels.csv, classes.json); return `out`."""
+    """Render and write the probe dataset (videos, masks, labels.csv, classes.json); return `out`.
+
+    `appearance_free`: every clip as noise moved by its class's motion (`render_appearance_free_clip`);
+    same files, same seeds (and the same masks) as the regular set, and classes.json says so.
+    """
     from tqdm import tqdm
 
     if clips_per_class < 1:
@@ -413,7 +623,7 @@ def write_probe_dataset(
             (root / probe_class.name).mkdir(exist_ok=True)
             for index in range(clips_per_class):
                 rng = clip_rng(seed, probe_class.name, index)
-                pixels, mask = render_clip(probe_class.name, rng, frames=frames, size=size)
+                pixels, mask = RENDERERS[appearance_free](probe_class.name, rng, frames=frames, size=size)
                 relative = f"{probe_class.name}/{clip_id(probe_class.name, index)}.mp4"
                 encode_mp4(pixels, root / relative)
                 save_mask(mask_path(root, relative), mask)
@@ -430,6 +640,8 @@ def write_probe_dataset(
         "clips_per_class": clips_per_class,
         "fps": FPS,
     }
+    if appearance_free:  # only then: regular sets keep their bytes
+        meta["appearance_free"] = True
     (root / "classes.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     with open(root / "labels.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 RUN_FILE = "run.json"
 FORMAT = "gate-shift-workbench-run"
 FORMAT_VERSION = 1
-KINDS = ("temporal-test", "gates", "attribute", "report")
+KINDS = ("temporal-test", "gates", "attribute", "receptive-field", "arrow-of-time", "static-dynamic",
+         "report")
 PARTS_DIR = "parts"
 PACKAGES = ("torch", "captum", "decord", "av", "numpy", "pandas", "pyarrow", "scipy", "plotly")
 T = TypeVar("T")

@@ -85,6 +85,20 @@ def full_screenshot(page: Any, name: str) -> Path:
     return path
 
 
+def build_report_preview(page: Any) -> int:
+    """On the Reports page: build the report and wait until its preview has drawn; every figure drawn,
+    returns how many there are."""
+    page.get_by_role("button", name="Build report").click()
+    page.get_by_text("Preview").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_for_run(page)
+    assert_no_exception(page)
+    preview = page.frame_locator("iframe[srcdoc]")
+    preview.locator(".figure .main-svg").first.wait_for(timeout=RUN_TIMEOUT_MS)
+    figures = preview.locator(".figure")
+    assert preview.locator(".figure.js-plotly-plot").count() == figures.count()
+    return figures.count()
+
+
 @pytest.mark.parametrize("index", range(len(PAGES)), ids=[file.removesuffix(".py") for file, *_ in PAGES])
 def test_page_renders_without_errors(page: Any, app_url: str, index: int) -> None:
     """Open the page by its URL: it runs to the end, draws its charts and shows no exception or error."""
@@ -156,14 +170,6 @@ def test_temporal_run_then_report_of_the_session(page: Any, app_url: str) -> Non
     page.wait_for_url("**/reports")
     wait_for_run(page)
     assert page.get_by_text("This session's temporal test").count() == 1
-    page.get_by_role("button", name="Build report").click()
-    page.get_by_text("Preview").first.wait_for(timeout=RUN_TIMEOUT_MS)
-    wait_for_run(page)
-    assert_no_exception(page)
-    preview = page.frame_locator("iframe[srcdoc]")
-    preview.locator(".figure .main-svg").first.wait_for(timeout=RUN_TIMEOUT_MS)
-    figures = preview.locator(".figure")
-    drawn = preview.locator(".figure.js-plotly-plot")
-    assert figures.count() >= 3 and drawn.count() == figures.count()
+    assert build_report_preview(page) >= 3
     full_screenshot(page, "reports")
     assert page.locator(ERROR_BOX).count() == 0

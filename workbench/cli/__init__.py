@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "workbench.cli.temporal",
     "workbench.cli.gates",
     "workbench.cli.attribute",
+    "workbench.cli.probes",
     "workbench.cli.report",
 )
 

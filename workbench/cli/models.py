@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=48)
+    p.add_argument("--appearance-free", action="store_true",
+                   help="every frame i.i.d. noise: each class's object is a noise texture moved by the "
+                        "class's motion, visible only through motion (after Ilic et al., ECCV 2022)")
+    p.add_argument("--pairs", action="store_true",
+                   help="a pair set for static-dynamic instead: per class --clips-per-class pairs sharing "
+                        "the look (a clip and its reverse) and pairs sharing the motion (another look)")
     p.set_defaults(handler=probe_data)
 
     p = sub.add_parser("predict", help="classify one video with a checkpoint")
@@ -84,6 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evaluate", action="store_true",
                    help="measure the shipped models again on the fresh test seed (updates the manifest)")
     p.add_argument("--schemes", nargs="*", help="only these schemes (with --train)")
+    p.add_argument("--appearance-free", action="store_true",
+                   help="the zoo trained on the appearance-free probe (assets/models_af, manifest_af.json)")
     p.set_defaults(handler=demo)
 
 
@@ -107,12 +115,18 @@ def zoo(args: argparse.Namespace) -> int:
 
 def probe_data(args: argparse.Namespace) -> int:
     """Write the temporal probe dataset."""
-    from ..probe import write_probe_dataset
+    from ..probe import write_pair_dataset, write_probe_dataset
 
     if args.clips_per_class < 1:
         raise UserError("--clips-per-class must be at least 1")
-    out = write_probe_dataset(args.out, args.clips_per_class, args.seed, args.frames, args.size)
-    print(f"wrote probe dataset to {out}")
+    if args.size % 2 or args.size < 16 or args.frames < 2:
+        raise UserError("--size must be even and at least 16, --frames at least 2")
+    write = write_pair_dataset if args.pairs else write_probe_dataset
+    out = write(args.out, args.clips_per_class, args.seed, args.frames, args.size,
+                appearance_free=args.appearance_free)
+    kind = "pair set" if args.pairs else "probe dataset"
+    kind = f"appearance-free {kind}" if args.appearance_free else kind
+    print(f"wrote {kind} to {out}")
     return 0
 
 
@@ -169,13 +183,15 @@ def demo(args: argparse.Namespace) -> int:
     """List or regenerate the shipped demo models."""
     from ..demo import demo_manifest, reevaluate_demo_zoo, train_demo_zoo
 
+    free = args.appearance_free
     if args.train:
-        train_demo_zoo(args.schemes or None)
+        train_demo_zoo(args.schemes or None, appearance_free=free)
     if args.evaluate:
-        reevaluate_demo_zoo()
-    manifest = demo_manifest()
+        reevaluate_demo_zoo(appearance_free=free)
+    manifest = demo_manifest(appearance_free=free)
     if not manifest["models"]:
-        raise UserError("no demo models shipped; run `python -m workbench demo --train`")
+        flag = " --appearance-free" if free else ""
+        raise UserError(f"no demo models shipped; run `python -m workbench demo --train{flag}`")
     if args.list or not (args.train or args.evaluate):
         for entry in manifest["models"]:
             acc = entry.get("metrics", {}).get("accuracy")

@@ -48,6 +48,16 @@ class Scheme:
     conv: ConvBuilder | None = None  # 3D schemes: the kxk conv of a temporal stage's blocks
     gated: bool = False  # the operator has GSM gates (gate analyses and interventions apply)
     options: tuple[str, ...] = ()  # build options this scheme reads
+    # How far along time one piece of the scheme lets a frame see, in frames each way (the analytic
+    # receptive field, `workbench.models.reach`). `operator_reach`: one temporal operator of a 2D
+    # scheme (a one-frame shift: 1; GSM: 2, the shift of a gate computed by a 3-tap kernel at the
+    # source frame; GSF: 3, GSM's plus its 3-tap fusion conv over time). `conv_reach`: one kxk conv of
+    # a 3D scheme's temporal stage, (k_t - 1) / 2 of the builder's temporal kernel (3x3x3, 3x1x1,
+    # depthwise 3x3x3, GST's 3x3x3 group: 1). A basic block has two kxk convs, a bottleneck one. The
+    # defaults (0) say "adds nothing": right for TSN and for a scheme whose reach lives in its Conv3d
+    # kernels alone (the bound reads those from the model); a new row with an operator must set it.
+    operator_reach: int = 0
+    conv_reach: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in ("2d", "3d"):
@@ -149,7 +159,7 @@ for _row in (
            "a fixed 1/8 of channels shifted one frame back, 1/8 forward, in every block",
            "zero FLOPs, zero parameters (memory moves)", "Lin et al., ICCV 2019", _route_shift,
            operator=lambda channels, o: TemporalShift(channels, o.get("shift_fraction", 1 / 8)),
-           operator_name="shift", options=("shift_fraction",)),
+           operator_name="shift", options=("shift_fraction",), operator_reach=1),
     Scheme("gsm", "Gate-Shift", "2d",
            "learned tanh gates decide per position how much of each channel group moves "
            "to the previous / next frame",
@@ -157,7 +167,8 @@ for _row in (
            "Sudhakaran et al., CVPR 2020", _route_gates(""),
            operator=lambda channels, o: GateShift(channels, o.get("gate_groups", 2),
                                                   o.get("interleave", False)),
-           operator_name="gsm", inner=True, gated=True, options=("gate_groups", "interleave")),
+           operator_name="gsm", inner=True, gated=True, options=("gate_groups", "interleave"),
+           operator_reach=2),
     Scheme("gsf", "Gate-Shift-Fuse", "2d",
            "GSM's gated shift plus a learned fusion of shifted and kept features",
            "GSM's gate conv + two tiny 3x3 fusion convs per block",
@@ -166,21 +177,22 @@ for _row in (
                channels, o.get("gate_groups", 2), o.get("gsf_channel_ratio", 100),
                o.get("interleave", False)),
            operator_name="gsf", inner=True, gated=True,
-           options=("gate_groups", "gsf_channel_ratio", "interleave")),
+           options=("gate_groups", "gsf_channel_ratio", "interleave"), operator_reach=3),
     Scheme("c3d", "3D conv", "3d", "every 3x3 conv is 3x3x3: space and time in one kernel",
            "3x the parameters and FLOPs of the 3x3 convs", "Tran et al., ICCV 2015 / R3D",
-           _route_kernel("kernel", "W"), conv=conv_full3d),
+           _route_kernel("kernel", "W"), conv=conv_full3d, conv_reach=1),
     Scheme("r2plus1d", "(2+1)D", "3d",
            "each 3x3x3 factorised into 1x3x3 spatial then 3x1x1 temporal",
            "about the parameters of 3x3x3, an extra nonlinearity", "Tran et al., CVPR 2018",
-           _route_kernel("kernel", "Wt"), conv=Conv2Plus1D),
+           _route_kernel("kernel", "Wt"), conv=Conv2Plus1D, conv_reach=1),
     Scheme("csn", "Channel-separated", "3d",
            "depthwise 3x3x3 (per channel space-time); channels mix only in 1x1x1 convs",
            "far fewer parameters and FLOPs than 3x3x3", "Tran et al., ICCV 2019",
-           _route_kernel("depthwise", "w"), conv=ChannelSeparated, options=("csn_pointwise",)),
+           _route_kernel("depthwise", "w"), conv=ChannelSeparated, options=("csn_pointwise",),
+           conv_reach=1),
     Scheme("gst", "Grouped spatio-temporal", "3d",
            "channels split: one group 3x3x3, the other 1x3x3, concatenated",
            "between 2D and 3D, set by the split", "Luo & Yuille, ICCV 2019", _route_grouped,
-           conv=GroupedSpatioTemporal, options=("gst_temporal_fraction",)),
+           conv=GroupedSpatioTemporal, options=("gst_temporal_fraction",), conv_reach=1),
 ):
     register_scheme(_row)
