@@ -110,7 +110,8 @@ class WorkQueue:
         """Who runs and who waits (for a status view and the tests)."""
         with self._lock:
             def rows(jobs: list[Job]) -> list[dict[str, object]]:
-                return [{"owner": j.owner, "label": j.label, "cost": j.cost, "estimate": j.estimate} for j in jobs]
+                return [{"owner": j.owner, "label": j.label, "cost": j.cost, "estimate": j.estimate}
+                        for j in jobs]
 
             return {"running": rows(self._running), "waiting": rows(self._waiting)}
 
