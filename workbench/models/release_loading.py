@@ -1,0 +1,139 @@
+"""What the torchvision and MMAction2 release families share: key renaming, strict loading into a
+model built once on the meta device first, class names, overrides, and rebuilding a resaved release.
+
+A release is loaded into one of our models: our VideoResNet (rebuilt by `build_model` from the build
+options recorded in its spec, so every analysis, the zoo table and the diagram know it) or a
+faithful own module (S3D, C3D). The file's keys are renamed to ours by a table of rules; whatever
+does not fit is one CheckpointError naming the file, and no model is returned half-loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from .registry import build_model
+from .schemes import build_options
+from .spec import ModelSpec
+from .state import state_mismatch
+
+Rule = tuple[str, str]  # (regex on the file's key, replacement giving our key)
+LABELS = Path(__file__).resolve().parents[1] / "assets" / "labels"
+
+
+def rename_keys(state: Mapping[str, torch.Tensor], rules: Sequence[Rule]) -> dict[str, torch.Tensor]:
+    """The state under our names: each key rewritten by the first rule that matches it (else kept)."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        new = key
+        for pattern, replacement in compiled:
+            if pattern.match(key):
+                new = pattern.sub(replacement, key, count=1)
+                break
+        renamed[new] = value
+    return renamed
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """Keys without a DataParallel / DDP prefix."""
+    return {k.removeprefix(prefix): v for k, v in state.items()}
+
+
+def kinetics400_classes() -> list[str]:
+    """The 400 Kinetics class names in label order (torchvision's categories = MMAction2's label map)."""
+    return (LABELS / "kinetics400.txt").read_text(encoding="utf-8").splitlines()
+
+
+def check_overrides(
+    overrides: Mapping[str, Any], name: str, family: str, allowed: set[str]
+) -> dict[str, Any]:
+    """The overrides that were given (None dropped); keys outside `allowed` are a CheckpointError."""
+    bad = sorted(set(overrides) - allowed)
+    if bad:
+        raise CheckpointError(f"cannot load {name!r}: override(s) {bad} not allowed for a {family} file; "
+                              f"allowed: {sorted(allowed)}")
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def class_names(given: Any, num_classes: int, default: list[str], name: str) -> list[str]:
+    """Class names from an override (a list, or a labels file with one name per line), else `default`."""
+    if given is None:
+        return list(default)
+    if isinstance(given, (str, Path)):
+        path = Path(given)
+        if not path.is_file():
+            raise CheckpointError(f"cannot load {name!r}: classes file {str(path)!r} does not exist")
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        names = [str(v) for v in given]
+    if len(names) != num_classes:
+        raise CheckpointError(
+            f"cannot load {name!r}: {len(names)} class names given, the file's classifier has {num_classes}")
+    return names
+
+
+def check_geometry(build: Callable[[], nn.Module], frames: int, size: int, name: str, what: str) -> None:
+    """Run the architecture once on the meta device (no memory, no arithmetic): a clip of `frames` x
+    `size` px that the network cannot take (too short for its temporal pools, a fixed-size fc) is a
+    CheckpointError before any weight is read."""
+    with torch.device("meta"):
+        model = build()
+        clip = torch.empty(1, frames, 3, size, size)
+    try:
+        with torch.no_grad():
+            model.eval()(clip)
+    except (RuntimeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"cannot load {name!r}: {what} cannot run on {frames} frames of {size}x{size} px ({reason}); "
+            "give other frames=/input_size= or leave them to the file") from None
+
+
+def load_renamed(model: nn.Module, state: Mapping[str, torch.Tensor], name: str, what: str) -> nn.Module:
+    """Strictly load an already renamed state; CheckpointError naming what does not fit."""
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise CheckpointError(f"cannot load {name!r}: weights do not fit {what} (our names); {mismatch}")
+    model.load_state_dict(dict(state), strict=True)
+    return model.eval()
+
+
+def build_release(
+    spec: ModelSpec, own_modules: Mapping[str, Callable[[ModelSpec], nn.Module]]
+) -> nn.Module:
+    """The model of a release spec: an own module by backbone name, else our backbone from the spec's
+    build options (what `build_model` needs to build exactly this network)."""
+    if spec.backbone in own_modules:
+        model = own_modules[spec.backbone](spec)
+    else:
+        known = build_options()
+        options = {k: _tuples(v) for k, v in spec.options.items() if k in known}
+        model = build_model(spec.scheme, backbone=spec.backbone, num_classes=spec.num_classes,
+                            frames=spec.frames, **options)
+    model.spec = spec
+    model.frames = spec.frames
+    return model
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (a spec read back from a file) as tuples, nested: build options compare as tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def reload_release(
+    spec: ModelSpec, state: Mapping[str, torch.Tensor], name: str,
+    own_modules: Mapping[str, Callable[[ModelSpec], nn.Module]],
+) -> nn.Module:
+    """A release model written by save_model (spec + our key names) -> the same model, strictly."""
+    try:
+        model = build_release(spec, own_modules)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"cannot load {name!r}: its spec does not build a model ({err})") from None
+    return load_renamed(model, state, name, f"its recorded layout {spec.layout!r}")
