@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "workbench.cli.gates",
     "workbench.cli.attribute",
     "workbench.cli.report",
+    "workbench.cli.inspect",
 )
 
 

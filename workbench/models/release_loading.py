@@ -21,24 +21,19 @@ from ..errors import CheckpointError
 from .registry import build_model
 from .schemes import build_options
 from .spec import ModelSpec
-from .state import state_mismatch
+from .state import fill_num_batches_tracked, state_mismatch
 
 Rule = tuple[str, str]  # (regex on the file's key, replacement giving our key)
 LABELS = Path(__file__).resolve().parents[1] / "assets" / "labels"
 
 
-def rename_keys(state: Mapping[str, torch.Tensor], rules: Sequence[Rule]) -> dict[str, torch.Tensor]:
-    """The state under our names: each key rewritten by the first rule that matches it (else kept)."""
+def key_map(keys: Sequence[str], rules: Sequence[Rule]) -> dict[str, str]:
+    """{file key: our key}: each key rewritten by the first rule that matches it (else kept)."""
     compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
-    renamed: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        new = key
-        for pattern, replacement in compiled:
-            if pattern.match(key):
-                new = pattern.sub(replacement, key, count=1)
-                break
-        renamed[new] = value
-    return renamed
+    mapping = {}
+    for key in keys:
+        mapping[key] = next((p.sub(r, key, count=1) for p, r in compiled if p.match(key)), key)
+    return mapping
 
 
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
@@ -96,12 +91,22 @@ def check_geometry(build: Callable[[], nn.Module], frames: int, size: int, name:
             "give other frames=/input_size= or leave them to the file") from None
 
 
-def load_renamed(model: nn.Module, state: Mapping[str, torch.Tensor], name: str, what: str) -> nn.Module:
-    """Strictly load an already renamed state; CheckpointError naming what does not fit."""
-    mismatch = state_mismatch(model.state_dict(), state)
-    if mismatch:
-        raise CheckpointError(f"cannot load {name!r}: weights do not fit {what} (our names); {mismatch}")
-    model.load_state_dict(dict(state), strict=True)
+def load_renamed(
+    model: nn.Module, state: Mapping[str, torch.Tensor], rules: Sequence[Rule], name: str, what: str
+) -> nn.Module:
+    """Strictly load a file's state through the rename rules; a CheckpointError names what does not fit
+    with the file's own key names (keys the file lacks by our names)."""
+    mapping = key_map(list(state), rules)
+    own = model.state_dict()
+    # files of old PyTorch versions have no BatchNorm num_batches_tracked (unused at eval): ours fill in
+    ours = fill_num_batches_tracked(own, {mapping[k]: v for k, v in state.items()})
+    back = {v: k for k, v in mapping.items()}
+    shown = {back.get(k, k): v for k, v in ours.items()}
+    mismatch = state_mismatch({back.get(k, k): v for k, v in own.items()}, shown)
+    if mismatch or len(set(mapping.values())) != len(mapping):
+        raise CheckpointError(f"cannot load {name!r}: weights do not fit {what}; "
+                              f"{mismatch or 'two keys of the file map to one parameter'}")
+    model.load_state_dict(ours, strict=True)
     return model.eval()
 
 
@@ -136,4 +141,4 @@ def reload_release(
         model = build_release(spec, own_modules)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"cannot load {name!r}: its spec does not build a model ({err})") from None
-    return load_renamed(model, state, name, f"its recorded layout {spec.layout!r}")
+    return load_renamed(model, state, (), name, f"its recorded layout {spec.layout!r}")

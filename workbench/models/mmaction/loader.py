@@ -25,7 +25,6 @@ from ..release_loading import (
     kinetics400_classes,
     load_renamed,
     reload_release,
-    rename_keys,
 )
 from ..spec import ModelSpec
 from .c3d import C3D
@@ -78,7 +77,7 @@ def load_mmaction(data: dict, name: str, **overrides: Any) -> nn.Module | None:
     check_geometry(lambda: build_release(spec, OWN_MODULES), spec.frames, spec.input_size, name,
                    layout.describe())
     rules = C3D_RULES if layout.backbone in OWN_MODULES else RESNET_RULES
-    model = load_renamed(build_release(spec, OWN_MODULES), rename_keys(state, rules), name, layout.describe())
+    model = load_renamed(build_release(spec, OWN_MODULES), state, rules, name, layout.describe())
     model.history = []
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
     model.extra = {k: v for k, v in meta.items() if k != "cfg" and isinstance(v, (int, float, str))}

@@ -23,7 +23,6 @@ from ..release_loading import (
     kinetics400_classes,
     load_renamed,
     reload_release,
-    rename_keys,
     strip_prefix,
 )
 from ..spec import ModelSpec
@@ -36,7 +35,8 @@ KINETICS_STD = (0.22803, 0.22145, 0.216989)
 # to a fixed (128, 171) / (256, 256), we resize the short side (the same on 4:3 video for the ResNets)
 PRESETS = {"s3d-inception": (224, 256)}
 RESNET_PRESET = (112, 128)
-FRAMES = 16  # torchvision's weights were measured with clip_len=16
+FRAMES = 16  # torchvision's weights were measured with clip_len=16 at frame_rate=15
+SAMPLING = {"clip_len": FRAMES, "frame_rate": 15}
 ALLOWED = {"frames", "classes", "class_names", "input_size", "resize", "backbone"}
 OWN_MODULES = {"s3d-inception": lambda spec: S3D(spec.num_classes, spec)}
 
@@ -62,7 +62,8 @@ def _spec(layout: TorchvisionLayout, settings: dict[str, Any], entry: str | None
         frames=int(settings.get("frames", FRAMES)), input_size=int(settings.get("input_size", size)),
         resize=int(settings.get("resize", resize)), mean=KINETICS_MEAN, std=KINETICS_STD,
         channel_order="RGB", value_scale=1.0, class_names=names,
-        options={**layout.options, "release_entry": entry, "source_name": Path(name).name},
+        options={**layout.options, "release_entry": entry, "source_name": Path(name).name,
+                 "sampling": dict(SAMPLING)},
         layout=layout.layout,
     )
 
@@ -84,7 +85,7 @@ def load_torchvision(data: dict, name: str, **overrides: Any) -> nn.Module | Non
     check_geometry(lambda: build_release(spec, OWN_MODULES), spec.frames, spec.input_size, name,
                    layout.describe())
     rules = S3D_RULES if layout.backbone in OWN_MODULES else resnet_rules("stem_mid" in layout.options)
-    model = load_renamed(build_release(spec, OWN_MODULES), rename_keys(state, rules), name, layout.describe())
+    model = load_renamed(build_release(spec, OWN_MODULES), state, rules, name, layout.describe())
     model.history = []
     model.extra = {}
     return model
