@@ -21,7 +21,7 @@ from ..errors import CheckpointError
 from .registry import build_model
 from .schemes import build_options
 from .spec import ModelSpec
-from .state import fill_num_batches_tracked, state_mismatch
+from .state import state_mismatch
 
 Rule = tuple[str, str]  # (regex on the file's key, replacement giving our key)
 LABELS = Path(__file__).resolve().parents[1] / "assets" / "labels"
@@ -74,16 +74,13 @@ def class_names(given: Any, num_classes: int, default: list[str], name: str) -> 
     return names
 
 
-def check_geometry(build: Callable[[], nn.Module], frames: int, size: int, name: str, what: str) -> None:
-    """Run the architecture once on the meta device (no memory, no arithmetic): a clip of `frames` x
+def check_geometry(model: nn.Module, frames: int, size: int, name: str, what: str) -> None:
+    """Run a model built on the meta device once (no memory, no arithmetic): a clip of `frames` x
     `size` px that the network cannot take (too short for its temporal pools, a fixed-size fc) is a
     CheckpointError before any weight is read."""
-    with torch.device("meta"):
-        model = build()
-        clip = torch.empty(1, frames, 3, size, size)
     try:
         with torch.no_grad():
-            model.eval()(clip)
+            model.eval()(torch.empty(1, frames, 3, size, size, device="meta"))
     except (RuntimeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise CheckpointError(
@@ -94,20 +91,31 @@ def check_geometry(build: Callable[[], nn.Module], frames: int, size: int, name:
 def load_renamed(
     model: nn.Module, state: Mapping[str, torch.Tensor], rules: Sequence[Rule], name: str, what: str
 ) -> nn.Module:
-    """Strictly load a file's state through the rename rules; a CheckpointError names what does not fit
-    with the file's own key names (keys the file lacks by our names)."""
+    """Strictly load a file's state through the rename rules into a model built on the meta device
+    (its tensors become the file's: no initialisation, no copy); a CheckpointError names what does not
+    fit with the file's own key names (keys the file lacks by our names)."""
     mapping = key_map(list(state), rules)
     own = model.state_dict()
-    # files of old PyTorch versions have no BatchNorm num_batches_tracked (unused at eval): ours fill in
-    ours = fill_num_batches_tracked(own, {mapping[k]: v for k, v in state.items()})
+    ours = {mapping[k]: v for k, v in state.items()}
+    if not any(k.endswith("num_batches_tracked") for k in ours):
+        # files of old PyTorch versions have none (BatchNorm does not use it at eval)
+        ours.update({k: torch.zeros((), dtype=torch.long) for k in own if k.endswith("num_batches_tracked")})
     back = {v: k for k, v in mapping.items()}
     shown = {back.get(k, k): v for k, v in ours.items()}
     mismatch = state_mismatch({back.get(k, k): v for k, v in own.items()}, shown)
     if mismatch or len(set(mapping.values())) != len(mapping):
         raise CheckpointError(f"cannot load {name!r}: weights do not fit {what}; "
                               f"{mismatch or 'two keys of the file map to one parameter'}")
-    model.load_state_dict(ours, strict=True)
+    model.load_state_dict(ours, strict=True, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise CheckpointError(f"cannot load {name!r}: {what} has tensors the file does not set")
     return model.eval()
+
+
+def meta_release(spec: ModelSpec, own_modules: Mapping[str, Callable[[ModelSpec], nn.Module]]) -> nn.Module:
+    """`build_release` on the meta device: the architecture without memory, to check and to load into."""
+    with torch.device("meta"):
+        return build_release(spec, own_modules)
 
 
 def build_release(
@@ -138,7 +146,7 @@ def reload_release(
 ) -> nn.Module:
     """A release model written by save_model (spec + our key names) -> the same model, strictly."""
     try:
-        model = build_release(spec, own_modules)
+        model = meta_release(spec, own_modules)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"cannot load {name!r}: its spec does not build a model ({err})") from None
     return load_renamed(model, state, (), name, f"its recorded layout {spec.layout!r}")

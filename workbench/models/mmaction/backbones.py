@@ -115,7 +115,7 @@ BACKBONES: dict[str, BackboneType] = {
          "non_local": [(0, 0, 0, 0)]},
         _i3d_options),
     "ResNet2Plus1d": BackboneType(
-        "r2plus1d", "Recognizer3D", "r2plus1d", RESNET3D_DEFAULTS,
+        "r2plus1d", "Recognizer3D", "r2plus1d", {**RESNET3D_DEFAULTS, "conv_cfg": {"type": "Conv2plus1d"}},
         # configs/_base_/models/r2plus1d_r34.py
         {"conv1_kernel": (3, 7, 7), "conv1_stride_t": 1, "pool1_stride_t": 1,
          "temporal_strides": (1, 2, 2, 2),

@@ -18,12 +18,12 @@ from torch import nn
 
 from ...errors import CheckpointError
 from ..release_loading import (
-    build_release,
     check_geometry,
     check_overrides,
     class_names,
     kinetics400_classes,
     load_renamed,
+    meta_release,
     reload_release,
 )
 from ..spec import ModelSpec
@@ -74,10 +74,10 @@ def load_mmaction(data: dict, name: str, **overrides: Any) -> nn.Module | None:
         raise CheckpointError(f"cannot load {name!r}: told backbone {settings['backbone']!r}, "
                               f"but the file is {layout.describe()}")
     spec = _spec(layout, settings, name)
-    check_geometry(lambda: build_release(spec, OWN_MODULES), spec.frames, spec.input_size, name,
-                   layout.describe())
+    model = meta_release(spec, OWN_MODULES)
+    check_geometry(model, spec.frames, spec.input_size, name, layout.describe())
     rules = C3D_RULES if layout.backbone in OWN_MODULES else RESNET_RULES
-    model = load_renamed(build_release(spec, OWN_MODULES), state, rules, name, layout.describe())
+    model = load_renamed(model, state, rules, name, layout.describe())
     model.history = []
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
     model.extra = {k: v for k, v in meta.items() if k != "cfg" and isinstance(v, (int, float, str))}

@@ -16,12 +16,12 @@ from torch import nn
 
 from ...errors import CheckpointError
 from ..release_loading import (
-    build_release,
     check_geometry,
     check_overrides,
     class_names,
     kinetics400_classes,
     load_renamed,
+    meta_release,
     reload_release,
     strip_prefix,
 )
@@ -82,10 +82,10 @@ def load_torchvision(data: dict, name: str, **overrides: Any) -> nn.Module | Non
         raise CheckpointError(f"cannot load {name!r}: told backbone {settings['backbone']!r}, "
                               f"but the file is {layout.describe()}")
     spec = _spec(layout, settings, entry, name)
-    check_geometry(lambda: build_release(spec, OWN_MODULES), spec.frames, spec.input_size, name,
-                   layout.describe())
+    model = meta_release(spec, OWN_MODULES)
+    check_geometry(model, spec.frames, spec.input_size, name, layout.describe())
     rules = S3D_RULES if layout.backbone in OWN_MODULES else resnet_rules("stem_mid" in layout.options)
-    model = load_renamed(build_release(spec, OWN_MODULES), state, rules, name, layout.describe())
+    model = load_renamed(model, state, rules, name, layout.describe())
     model.history = []
     model.extra = {}
     return model
