@@ -221,7 +221,7 @@ def test_mmaction_file_without_meta_cfg_is_read_from_its_shapes(name: str, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tv_mc3_18_k400", "tv_s3d_k400", "mma_c3d_ucf101_16f",
+@pytest.mark.parametrize("name", ["tv_mc3_18_k400", "mma_c3d_ucf101_16f",
                                   "mma_ircsn_r50_k400_32f"])
 def test_resaved_release_loads_bit_exact(name: str, tmp_path: Path) -> None:
     """load_model(release) -> save_model -> load_model: same module type, spec, tensors and logits."""
@@ -233,3 +233,38 @@ def test_resaved_release_loads_bit_exact(name: str, tmp_path: Path) -> None:
     clip = reference_clip(ref)[:1]
     with torch.no_grad():
         assert torch.equal(again(clip), model(clip))
+
+
+# --- every analysis on every kind of loaded release: our 2D and 3D backbone, the own S3D and C3D ----------
+
+ANALYSED = {  # reference -> (load overrides that keep it cheap, the last spatial feature stage)
+    "tv_mc3_18_k400": ({"frames": 8, "input_size": 64}, "layer4"),
+    "mma_tsn_r50_k400_3f": ({"frames": 4, "input_size": 64}, "layer4"),
+    "tv_s3d_k400": ({}, "mixed_5c"),
+    "mma_c3d_ucf101_16f": ({}, "conv5b"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ANALYSED))
+def test_analyses_run_on_release_models(name: str) -> None:
+    """Frame-order tests and Grad-CAM (on the named last feature stage) run on a release model; gate
+    analyses refuse it with the clear message they give every model without gates."""
+    from analysis import attribution, temporal
+    from analysis.gates import capture_gates
+    from workbench.models.releases import load_release
+
+    overrides, layer = ANALYSED[name]
+    ref = reference(name)
+    model = load_release(release_data(ref), ref["filename_hint"], **overrides).eval()
+    video = wb.demo_probe_dir() / "move_left" / "move_left_00000.mp4"
+    config = temporal.ExperimentConfig(perturbations=("reverse",), permutations=1, bootstrap=10)
+    orders = temporal.clip_orders({"release": model}, video, config)
+    assert set(orders.predictions["perturbation"]) == {"original", "reverse"}
+    assert orders.predictions["probability"].between(0, 1).all()
+    clip = wb.load_clip(video, model.spec)
+    assert clip.shape == (1, model.spec.frames, 3, model.spec.input_size, model.spec.input_size)
+    cam = attribution.attribute(model, clip, "gradcam", layer=layer)
+    assert cam.map.shape == clip.shape[1:2] + clip.shape[3:] and (cam.map >= 0).all()
+    with pytest.raises(ValueError, match="model has no gates"):
+        capture_gates(model, clip)
