@@ -3,14 +3,11 @@ released layout, written at test time), the sidebar says what it is, and every p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from .release_files import LAYOUTS, reference, write_release
-from .test_app import APP, error_texts
+from .test_app import APP, error_texts, one_thread  # noqa: F401 (one_thread: the module's autouse fixture)
 
 # sidebar options per layout: a smaller crop (and clip) keeps every page cheap; C3D's fc6 fixes
 # 16x112 and S3D's 2x7x7 pool needs >= 13 frames of >= 193 px, so those run at their own size
@@ -20,15 +17,6 @@ OPTIONS = {
 }
 DEFAULT_OPTIONS = "frames=4 input_size=64"
 Session = tuple[AppTest, dict[str, str]]  # the app, and the label each layout was added under
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: on a busy 2-core machine two threads wait on each other (FIELD_NOTES)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

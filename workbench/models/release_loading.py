@@ -112,6 +112,24 @@ def load_renamed(
     return model.eval()
 
 
+def load_release_file(
+    spec: ModelSpec, state: Mapping[str, torch.Tensor], rules: Sequence[Rule],
+    own_modules: Mapping[str, Callable[[ModelSpec], nn.Module]], settings: Mapping[str, Any], name: str,
+    what: str,
+) -> nn.Module:
+    """A release's model: a told backbone checked against the file's, the architecture checked on the
+    meta device for the spec's clip, then the file's tensors loaded strictly through `rules`."""
+    if "backbone" in settings and str(settings["backbone"]).lower() != spec.backbone:
+        raise CheckpointError(f"cannot load {name!r}: told backbone {settings['backbone']!r}, "
+                              f"but the file is {what}")
+    model = meta_release(spec, own_modules)
+    check_geometry(model, spec.frames, spec.input_size, name, what)
+    model = load_renamed(model, state, rules, name, what)
+    model.history = []
+    model.extra = {}
+    return model
+
+
 def meta_release(spec: ModelSpec, own_modules: Mapping[str, Callable[[ModelSpec], nn.Module]]) -> nn.Module:
     """`build_release` on the meta device: the architecture without memory, to check and to load into."""
     with torch.device("meta"):

@@ -18,12 +18,10 @@ from torch import nn
 
 from ...errors import CheckpointError
 from ..release_loading import (
-    check_geometry,
     check_overrides,
     class_names,
     kinetics400_classes,
-    load_renamed,
-    meta_release,
+    load_release_file,
     reload_release,
 )
 from ..spec import ModelSpec
@@ -70,15 +68,9 @@ def load_mmaction(data: dict, name: str, **overrides: Any) -> nn.Module | None:
         return None
     layout = read_layout(state, checkpoint_config(data, name), name)
     settings = check_overrides(overrides, name, "MMAction2", ALLOWED)
-    if "backbone" in settings and str(settings["backbone"]).lower() != layout.backbone:
-        raise CheckpointError(f"cannot load {name!r}: told backbone {settings['backbone']!r}, "
-                              f"but the file is {layout.describe()}")
     spec = _spec(layout, settings, name)
-    model = meta_release(spec, OWN_MODULES)
-    check_geometry(model, spec.frames, spec.input_size, name, layout.describe())
     rules = C3D_RULES if layout.backbone in OWN_MODULES else RESNET_RULES
-    model = load_renamed(model, state, rules, name, layout.describe())
-    model.history = []
+    model = load_release_file(spec, state, rules, OWN_MODULES, settings, name, layout.describe())
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
     model.extra = {k: v for k, v in meta.items() if k != "cfg" and isinstance(v, (int, float, str))}
     return model

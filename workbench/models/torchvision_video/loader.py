@@ -14,14 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import CheckpointError
 from ..release_loading import (
-    check_geometry,
     check_overrides,
     class_names,
     kinetics400_classes,
-    load_renamed,
-    meta_release,
+    load_release_file,
     reload_release,
     strip_prefix,
 )
@@ -78,17 +75,9 @@ def load_torchvision(data: dict, name: str, **overrides: Any) -> nn.Module | Non
     if layout is None:
         return None
     settings = check_overrides(overrides, name, "torchvision", ALLOWED)
-    if "backbone" in settings and str(settings["backbone"]).lower() != layout.backbone:
-        raise CheckpointError(f"cannot load {name!r}: told backbone {settings['backbone']!r}, "
-                              f"but the file is {layout.describe()}")
     spec = _spec(layout, settings, entry, name)
-    model = meta_release(spec, OWN_MODULES)
-    check_geometry(model, spec.frames, spec.input_size, name, layout.describe())
     rules = S3D_RULES if layout.backbone in OWN_MODULES else resnet_rules("stem_mid" in layout.options)
-    model = load_renamed(model, state, rules, name, layout.describe())
-    model.history = []
-    model.extra = {}
-    return model
+    return load_release_file(spec, state, rules, OWN_MODULES, settings, name, layout.describe())
 
 
 def reload_torchvision(spec: ModelSpec, state: dict[str, torch.Tensor], name: str) -> nn.Module:
