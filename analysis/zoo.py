@@ -13,8 +13,9 @@ import pandas as pd
 import torch
 
 from workbench.models import SCHEMES, ModelSpec, build_model
-from workbench.models.complexity import zoo_table
+from workbench.models.complexity import count_flops_of_shape, zoo_table
 from workbench.models.inference import predict_logits
+from workbench.models.resnet import DEPTHS
 from workbench.video import VideoSource, decode_side, preprocess, read_frames, sample_indices, video_info
 
 METRIC_COLUMNS = ("accuracy", "temporal_accuracy", "static_accuracy", "pair_accuracy", "reverse_to_mirror")
@@ -42,6 +43,11 @@ def summarize(label: str, model: torch.nn.Module) -> ModelSummary:
         params=sum(p.numel() for p in model.parameters()),
         history=list(getattr(model, "history", []) or []),
     )
+
+
+def is_release(spec: ModelSpec) -> bool:
+    """A model loaded from another code base's checkpoint (its cost is measured on the model itself)."""
+    return spec.layout != "workbench"
 
 
 def complexity_config(spec: ModelSpec) -> tuple[str, int, int, int]:
@@ -91,6 +97,36 @@ def _time_interleaved(
             times[scheme].append(time.perf_counter() - start)
 
 
+def measured_cost(model: torch.nn.Module, rounds: int = 3, threads: int = 1) -> dict[str, float]:
+    """Params, GFLOPs and latency of a loaded model itself (a release: its backbone options or its own
+    module are not what `zoo_table` builds), relative to a TSN of the same backbone, frames and size
+    when our builder has that backbone; the ratios are NaN otherwise. Latency is interleaved with the
+    TSN's, one thread (see `complexity_table`)."""
+    spec: ModelSpec = model.spec
+    shape = (1, spec.frames, 3, spec.input_size, spec.input_size)
+    cost = {"params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+            "gflops": count_flops_of_shape(model, shape) / 1e9}
+    models = {"model": model}
+    if spec.backbone in DEPTHS:
+        models["tsn"] = build_model("tsn", backbone=spec.backbone, num_classes=spec.num_classes,
+                                    frames=spec.frames).eval()
+    times: dict[str, list[float]] = {name: [] for name in models}
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _time_interleaved(models, torch.randn(shape), rounds, times)
+    finally:
+        torch.set_num_threads(before)
+    cost["latency_ms"] = 1000 * statistics.median(times["model"])
+    tsn = models.get("tsn")
+    cost.update(params_vs_tsn=np.nan, flops_vs_tsn=np.nan, latency_vs_tsn=np.nan)
+    if tsn is not None:
+        cost["params_vs_tsn"] = cost["params_M"] * 1e6 / sum(p.numel() for p in tsn.parameters())
+        cost["flops_vs_tsn"] = cost["gflops"] * 1e9 / count_flops_of_shape(tsn, shape)
+        cost["latency_vs_tsn"] = cost["latency_ms"] / (1000 * statistics.median(times["tsn"]))
+    return cost
+
+
 def class_mismatch(spec: ModelSpec, classes: list[str]) -> str | None:
     """Why a model cannot be scored on a dataset with `classes` (None when it can)."""
     unknown = [name for name in classes if name not in spec.class_names]
@@ -100,13 +136,22 @@ def class_mismatch(spec: ModelSpec, classes: list[str]) -> str | None:
     return f"its classes are not the probe classes (the probe has {shown}, which the model lacks)"
 
 
-def scheme_table(summaries: list[ModelSummary], complexity: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
-    """One row per model: scheme, configuration, cost relative to TSN and accuracy metrics."""
+def scheme_table(
+    summaries: list[ModelSummary], complexity: dict[tuple, pd.DataFrame],
+    measured: dict[str, dict[str, float]] | None = None,
+) -> pd.DataFrame:
+    """One row per model: scheme, configuration, cost relative to TSN and accuracy metrics.
+
+    Cost comes from `measured` (by model label: releases, see `measured_cost`) or else from the
+    complexity table of the model's configuration (our schemes as `zoo_table` builds them).
+    """
     rows = []
     for summary in summaries:
         spec = summary.spec
         table = complexity.get(complexity_config(spec))
-        cost = table.set_index("scheme").loc[spec.scheme] if table is not None else None
+        cost: Any = (measured or {}).get(summary.label)
+        if cost is None and table is not None and spec.scheme in set(table["scheme"]):
+            cost = table.set_index("scheme").loc[spec.scheme]
         metrics = summary.metrics or {}
         row: dict[str, Any] = {
             "model": summary.label,

@@ -59,7 +59,7 @@ st.caption("The chosen models side by side: what each costs, how it mixes time, 
 
 loaded = shared.chosen_and_loaded()
 summaries = shared.summaries(loaded)
-table = zoo.scheme_table(summaries, shared.complexity_tables(summaries))
+table = zoo.scheme_table(summaries, shared.complexity_tables(summaries), shared.measured_costs(loaded))
 
 st.header("Cost and accuracy", divider="gray")
 st.dataframe(table, hide_index=True, column_config=TABLE_COLUMNS, column_order=shown_columns(table))

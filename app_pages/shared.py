@@ -18,6 +18,8 @@ from analysis.zoo import (
     class_mismatch,
     complexity_config,
     confusion_frame,
+    is_release,
+    measured_cost,
     predict_video,
     summarize,
 )
@@ -285,10 +287,11 @@ def summaries(loaded: list[tuple[ModelSource, torch.nn.Module]]) -> list[ModelSu
 
 
 def complexity_tables(summaries: list[ModelSummary]) -> dict[tuple, pd.DataFrame]:
-    """A complexity table per configuration among the models (cached; latency measured once)."""
+    """A complexity table per configuration among our own models (cached; latency measured once)."""
     configs: dict[tuple, set[str]] = {}
     for summary in summaries:
-        configs.setdefault(complexity_config(summary.spec), set()).add(summary.spec.scheme)
+        if not is_release(summary.spec):  # releases are measured on themselves: measured_costs
+            configs.setdefault(complexity_config(summary.spec), set()).add(summary.spec.scheme)
     tables = {}
     for config, schemes in configs.items():
         backbone, frames, size, _ = config
@@ -298,6 +301,24 @@ def complexity_tables(summaries: list[ModelSummary]) -> dict[tuple, pd.DataFrame
             except (ValueError, RuntimeError) as err:
                 st.warning(f"no cost figures for {backbone} at {size} px: {error_message(err)}")
     return tables
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _measured_cost(path: str, stamp: str) -> dict[str, float]:
+    return measured_cost(_load_model(path, stamp))
+
+
+def measured_costs(loaded: list[tuple[ModelSource, torch.nn.Module]]) -> dict[str, dict[str, float]]:
+    """Params, FLOPs and latency of each release model, measured on the model itself (cached)."""
+    costs = {}
+    for source, model in loaded:
+        if is_release(model.spec):
+            with st.spinner(f"measuring parameters, FLOPs and latency of {source.label}"):
+                try:
+                    costs[source.label] = _measured_cost(source.path, file_stamp(source.path))
+                except (ValueError, RuntimeError) as err:
+                    st.warning(f"no cost figures for {source.label}: {error_message(err)}")
+    return costs
 
 
 def predictions(

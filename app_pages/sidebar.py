@@ -20,6 +20,7 @@ from workbench.app_state import (
 from workbench.errors import UserError
 from workbench.model_options import parse_model_options
 from workbench.models import load_model, save_model
+from workbench.models.inspect import describe_checkpoint, describe_model
 from workbench.video import VIDEO_EXTENSIONS, available_decoders
 
 from .sessions import session_uploads
@@ -38,6 +39,8 @@ from .shared import (
 MODEL_LABELS = "model_labels"  # the multiselect's key
 ADDED = "added_models"  # label -> ModelSource for uploaded / typed checkpoints
 MODEL_ERROR = "model_error"  # last add-a-checkpoint problem, shown until the next attempt
+MODEL_ERROR_DETAILS = "model_error_details"  # what each release family made of that file
+DESCRIPTIONS = "model_descriptions"  # label -> what an added checkpoint is (inspect's lines)
 CHECKPOINT_UPLOAD = "checkpoint_upload"
 CHECKPOINT_PATH = "checkpoint_path"
 CHECKPOINT_OPTIONS = "checkpoint_options"  # KEY=VALUE words for release files (frames=16 classes=...)
@@ -71,20 +74,36 @@ def _add_model(source: ModelSource, shown_name: str | None = None) -> None:
         st.session_state[MODEL_ERROR] = error_message(err)
         return
     except MODEL_ERRORS as err:
+        shown = shown_name or source.path
         message = model_error_message(source.path, err)
         # an upload is named as the user knows it, not by its temp file
-        st.session_state[MODEL_ERROR] = message.replace(source.path, shown_name or source.path)
+        st.session_state[MODEL_ERROR] = message.replace(source.path, shown)
+        st.session_state[MODEL_ERROR_DETAILS] = [line.replace(source.path, shown)
+                                                 for line in _family_verdicts(source.path)]
         return
     st.session_state[MODEL_ERROR] = None
+    st.session_state[MODEL_ERROR_DETAILS] = []
     same = [label for label, known in added.items() if known.path == source.path]
     if same:
         label = same[0]
     else:
         label = unique_label(f"{source.label} ({model.spec.scheme})", set(added) | _demo_labels())
         added[label] = ModelSource(label, source.path, source.origin, model.spec.scheme)
+    # what the file is, as `inspect` says it (without its path: a stored upload's is a server path)
+    st.session_state.setdefault(DESCRIPTIONS, {})[label] = describe_model(model, label).lines()[1:]
     selected = list(st.session_state.get(MODEL_LABELS, []))
     if label not in selected:
         st.session_state[MODEL_LABELS] = [*selected, label]
+
+
+def _family_verdicts(path: str) -> list[str]:
+    """What each release family made of a file that did not load (empty when it cannot be read at all)."""
+    try:
+        description = describe_checkpoint(path, **parse_model_options(
+            st.session_state.get(CHECKPOINT_OPTIONS, "").split()))
+    except (UserError, *MODEL_ERRORS):
+        return []
+    return [f"{v.family}: {v.verdict}" for v in description.families]
 
 
 def _on_upload() -> None:
@@ -137,11 +156,21 @@ def _models() -> list[ModelSource]:
                       placeholder="/path/to/model.pt")
         st.text_input("Options for released checkpoints (before adding)", key=CHECKPOINT_OPTIONS,
                       placeholder="frames=16 classes=/path/labels.txt",
-                      help="What the authors' GSM / GSF / TSM / TSN files do not record: frames, classes "
-                           "(a labels file, one name per line), backbone, shift_div, input_size, resize. "
-                           "Space-separated KEY=VALUE, as the CLI's --model-option.")
+                      help="What a release file does not record (the GSM / GSF / TSM / TSN releases; an "
+                           "MMAction2 file without meta.cfg): frames, classes (a labels file, one name per "
+                           "line), backbone, shift_div, input_size, resize. Space-separated KEY=VALUE, as "
+                           "the CLI's --model-option.")
     if st.session_state.get(MODEL_ERROR):
         st.error(st.session_state[MODEL_ERROR], icon=":material/error:")
+        details = st.session_state.get(MODEL_ERROR_DETAILS) or []
+        if details:
+            with st.expander("What each checkpoint family made of it"):
+                st.text("\n".join(details))
+    described = st.session_state.get(DESCRIPTIONS, {})
+    for label in labels:
+        if label in added and label in described:
+            with st.expander(f"About {label}"):
+                st.text("\n".join(line.strip() for line in described[label]))
     return [options[label] for label in labels]
 
 

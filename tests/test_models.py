@@ -17,8 +17,9 @@ SCHEMES = wb.available_schemes()
 BACKBONES = ["resnet-tiny", "resnet18", "resnet50"]
 
 
-def test_registry_lists_all_eight_schemes() -> None:
-    assert SCHEMES == ["tsn", "tsm", "gsm", "gsf", "c3d", "r2plus1d", "csn", "gst"]
+def test_registry_lists_every_scheme() -> None:
+    # our eight, then the schemes the torchvision / MMAction2 releases bring (mc3_18, I3D, S3D)
+    assert SCHEMES == ["tsn", "tsm", "gsm", "gsf", "c3d", "r2plus1d", "csn", "gst", "mc3", "i3d", "s3d"]
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -147,7 +148,7 @@ def test_options_are_arguments() -> None:
     gsm = wb.build_model("gsm", backbone="resnet-tiny", num_classes=3, gate_groups=4)
     assert all(op.conv3D.weight.shape[0] == 4 for _, op in gsm.temporal_ops())
     with pytest.raises(ValueError, match="unknown scheme"):
-        wb.build_model("i3d", num_classes=3)
+        wb.build_model("x3d", num_classes=3)
     with pytest.raises(ValueError, match="unknown option"):
         wb.build_model("tsm", num_classes=3, shift_div=8)
 
@@ -258,7 +259,7 @@ def test_code_carrying_pickle_in_torch_zip_format_is_refused(tmp_path, capsys) -
 def test_spec_naming_an_unknown_scheme_is_a_checkpoint_error(tmp_path) -> None:
     path = wb.save_model(wb.build_model("tsn", backbone="resnet-tiny", num_classes=2), tmp_path / "m.pt")
     data = torch.load(path, weights_only=True)
-    data["spec"]["scheme"] = "i3d"
+    data["spec"]["scheme"] = "x3d"
     torch.save(data, path)
     with pytest.raises(wb.CheckpointError, match="does not build"):
         wb.load_model(path)

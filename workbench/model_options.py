@@ -2,7 +2,8 @@
 
 The authors' release files (GSM, GSF, TSM, TSN) hold weights only: the number of frames and the
 class names come from the user (`frames=16`, `classes=labels.txt`), and a few other settings may be
-corrected (`backbone=inceptionv3`, `shift_div=4`, `input_size=229`, `resize=261`). The options go
+corrected (`backbone=inceptionv3`, `shift_div=4`, `input_size=229`, `resize=261`). torchvision and
+MMAction2 files take the same keys (an MMAction2 file without `meta.cfg` needs `frames=`). The options go
 to `workbench.load_model(path, **model_overrides(args))`, which checks them against the file.
 """
 

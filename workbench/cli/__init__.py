@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "workbench.cli.attribute",
     "workbench.cli.probes",
     "workbench.cli.report",
+    "workbench.cli.inspect",
 )
 
 

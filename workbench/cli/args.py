@@ -32,7 +32,8 @@ def add_model_option_args(parser: argparse.ArgumentParser) -> None:
     """Add the repeatable `--model-option KEY=VALUE` to a command that loads checkpoints."""
     parser.add_argument(
         "--model-option", action="append", default=[], metavar="KEY=VALUE", dest="model_option",
-        help="what a release checkpoint (GSM/GSF/TSM/TSN) cannot say, e.g. frames=16 or "
+        help="what a release checkpoint (GSM/GSF/TSM/TSN, an MMAction2 file without meta.cfg) cannot "
+             "say, or a smaller crop or clip, e.g. frames=16 or "
              f"classes=labels.txt; repeat for several; keys: {', '.join(OPTIONS)}",
     )
 

@@ -26,6 +26,17 @@ def count_flops(model: torch.nn.Module, clip: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
+def count_flops_of_shape(model: torch.nn.Module, clip_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward on a clip of `clip_shape`, computed on the meta device: shapes only, no
+    arithmetic and no copy of the weights, so a full-size release model costs nothing to count."""
+    meta = {name: torch.empty_like(t, device="meta")
+            for name, t in (*model.named_parameters(), *model.named_buffers())}
+    clip = torch.empty(clip_shape, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        torch.func.functional_call(model, meta, (clip,))
+    return int(counter.get_total_flops())
+
+
 def measure_latency(model: torch.nn.Module, clip: torch.Tensor, repeats: int = 5) -> float:
     """Median seconds of one inference forward pass, after one warm-up."""
     times = []

@@ -15,8 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .mmaction import load_mmaction, mmaction_layout, reload_mmaction
 from .official import load_official, load_resaved, official_layouts
 from .spec import ModelSpec
+from .torchvision_video import load_torchvision, reload_torchvision, torchvision_layout
 
 LoadFn = Callable[..., nn.Module | None]  # (checkpoint data, file name, **overrides) -> model or None
 ReloadFn = Callable[[ModelSpec, dict[str, torch.Tensor], str], nn.Module]
@@ -31,6 +33,7 @@ class ReleaseFamily:
     load: LoadFn
     reload: ReloadFn
     owns: Callable[[str], bool]  # does a spec's `layout` come from this family?
+    expects: str = ""  # what its files hold, in words (said when a file fits no family)
 
 
 RELEASE_FAMILIES: dict[str, ReleaseFamily] = {}
@@ -59,4 +62,16 @@ def family_of_layout(layout: str) -> ReleaseFamily | None:
 register_family(ReleaseFamily(
     "official", "the GSM / GSF / TSM / TSN authors' releases", load_official, load_resaved,
     lambda layout: layout in official_layouts(),
+    "`state_dict` (GSF: `model_state_dict`) with `base_model.*` and `new_fc.*` keys",
+))
+register_family(ReleaseFamily(
+    "torchvision", "torchvision's video models (r3d_18, mc3_18, r2plus1d_18, s3d)", load_torchvision,
+    reload_torchvision, torchvision_layout,
+    "a plain state dict with `stem.*`, `layer1-4.*`, `fc.*` (VideoResNet) or `features.*`, "
+    "`classifier.1.*` (S3D)",
+))
+register_family(ReleaseFamily(
+    "mmaction2", "MMAction2 1.x recognizers (TSN, TSM, I3D, R(2+1)D, ir-CSN, C3D)", load_mmaction,
+    reload_mmaction, mmaction_layout,
+    "`{meta, state_dict}` with `backbone.*` and `cls_head.fc_cls.*` keys",
 ))

@@ -16,7 +16,17 @@ from typing import Any
 
 from torch import nn
 
-from .spatiotemporal import ChannelSeparated, Conv2Plus1D, ConvBuilder, GroupedSpatioTemporal, conv_full3d
+from .spatiotemporal import (
+    ChannelSeparated,
+    Conv2Plus1D,
+    ConvBuilder,
+    GroupedSpatioTemporal,
+    SeparableConv3d,
+    conv_full3d,
+    conv_i3d,
+    conv_mixed,
+    conv_temporal_pointwise,
+)
 from .temporal import GateShift, GateShiftFuse, TemporalOp, TemporalShift
 
 # (channels, build options) -> the operator a 2D block applies before its convs
@@ -27,8 +37,11 @@ Route = tuple[int, str, str]
 RoutingFn = Callable[[float, Mapping[str, Any]], tuple[Route, ...]]
 
 ROUTES = ("none", "copy", "gated", "kernel", "depthwise")
-# build options every scheme accepts (the backbone reads them); a row adds its own
-COMMON_OPTIONS = ("temporal_stages", "dropout")
+# build options every scheme accepts (the backbone reads them, workbench.models.resnet); a row adds its own
+COMMON_OPTIONS = (
+    "temporal_stages", "dropout", "temporal_strides", "inflate", "bn_eps", "pool2",
+    "stem_kernel_t", "stem_stride_t", "stem_pool", "stem_pool_stride_t", "stem_mid",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,7 @@ class Scheme:
     operator_name: str | None = None  # the operator's submodule name in a block ("shift", "gsm", ...)
     inner: bool = False  # bottleneck: the operator acts after the 3x3 conv (else on the block input)
     conv: ConvBuilder | None = None  # 3D schemes: the kxk conv of a temporal stage's blocks
+    reduce_conv: ConvBuilder | None = None  # 3D: a temporal bottleneck's first 1x1 conv, if not 1x1x1
     gated: bool = False  # the operator has GSM gates (gate analyses and interventions apply)
     options: tuple[str, ...] = ()  # build options this scheme reads
     # How far along time one piece of the scheme lets a frame see, in frames each way (the analytic
@@ -184,7 +198,8 @@ for _row in (
     Scheme("r2plus1d", "(2+1)D", "3d",
            "each 3x3x3 factorised into 1x3x3 spatial then 3x1x1 temporal",
            "about the parameters of 3x3x3, an extra nonlinearity", "Tran et al., CVPR 2018",
-           _route_kernel("kernel", "Wt"), conv=Conv2Plus1D, conv_reach=1),
+           _route_kernel("kernel", "Wt"), conv=Conv2Plus1D,
+           options=("r2plus1d_mid", "factorised_shortcut"), conv_reach=1),
     Scheme("csn", "Channel-separated", "3d",
            "depthwise 3x3x3 (per channel space-time); channels mix only in 1x1x1 convs",
            "far fewer parameters and FLOPs than 3x3x3", "Tran et al., ICCV 2019",
@@ -194,5 +209,17 @@ for _row in (
            "channels split: one group 3x3x3, the other 1x3x3, concatenated",
            "between 2D and 3D, set by the split", "Luo & Yuille, ICCV 2019", _route_grouped,
            conv=GroupedSpatioTemporal, options=("gst_temporal_fraction",), conv_reach=1),
+    Scheme("mc3", "Mixed 3D/2D", "3d",
+           "3x3x3 convolutions in the first stage(s) only, 1x3x3 above (time mixed early, then not)",
+           "between 2D and 3D: 3x3x3 costs only where the maps are large", "Tran et al., CVPR 2018 (MCx)",
+           _route_kernel("kernel", "W"), conv=conv_mixed, options=("mc_stages",), conv_reach=1),
+    Scheme("i3d", "Inflated 3D", "3d",
+           "inflated blocks mix time in a 3x1x1 first conv (bottleneck) or 3x3x3 (basic block)",
+           "3x the parameters of the 1x1 convs it inflates", "Carreira & Zisserman, CVPR 2017",
+           _route_kernel("kernel", "Wt"), conv=conv_i3d, reduce_conv=conv_temporal_pointwise, conv_reach=1),
+    Scheme("s3d", "Separable 3D", "3d",
+           "each 3x3x3 split into 1x3x3 then 3x1x1 at the output width (S3D's separable conv)",
+           "about 1/3 to 1/2 of 3x3x3, an extra nonlinearity", "Xie et al., ECCV 2018",
+           _route_kernel("kernel", "Wt"), conv=SeparableConv3d, conv_reach=1),
 ):
     register_scheme(_row)
