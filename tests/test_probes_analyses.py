@@ -62,7 +62,7 @@ def test_bounds_are_the_scheme_table_summed_over_blocks(backbone: str) -> None:
     assert layer_bounds(gsf)["layer4"] == 12
     mc3 = layer_bounds(wb.build_model("mc3", backbone=backbone, num_classes=3, frames=8))
     first = depth.layers[0] * block_reach(get_scheme("mc3"), depth.block)  # 3x3x3 in stage 1 only
-    assert mc3 == {"stem": 0, "layer1": first, "layer2": first, "layer3": first, "layer4": first, "logits": first}
+    assert mc3 == {"stem": 0, **{f"layer{i}": first for i in range(1, 5)}, "logits": first}
 
 
 @pytest.mark.parametrize("scheme", SCHEME_NAMES)
