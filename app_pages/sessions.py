@@ -2,7 +2,9 @@
 removes a closed session's uploads and drops its waiting work.
 
 Streamlit closes a session some time after its browser tab goes (`server.disconnectedSessionTTL`);
-the janitor, one thread per server, asks the runtime every few seconds which sessions are still active.
+the janitor, one thread per server, asks the runtime every few seconds which of the sessions it gave a
+folder to are still active. Only those: another server (or a test run) sharing the upload root keeps
+its sessions' folders.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ SWEEP_SECONDS = 2.0
 def session_uploads() -> Path:
     """The folder this session's uploads go to (removed when the session closes)."""
     _janitor()
-    return upload_dir(session_id())
+    name = session_id()
+    folder = upload_dir(name)
+    with _LOCK:
+        _OURS[folder.name] = name
+    return folder
+
+
+_OURS: dict[str, str] = {}  # upload folders this server process created: folder name -> session id
+_LOCK = threading.Lock()
 
 
 def _alive(name: str) -> bool:
@@ -35,14 +45,17 @@ def _alive(name: str) -> bool:
 
 
 def sweep() -> list[str]:
-    """Remove the upload folders of closed sessions and drop their waiting work; returns their ids."""
+    """Remove the upload folders of this server's closed sessions and drop their waiting work; returns
+    their ids."""
     root = upload_root()
-    gone = [p.name for p in root.iterdir() if p.is_dir() and p.name != "shared" and not _alive(p.name)] \
-        if root.is_dir() else []
-    for name in gone:
-        remove_uploads(root / name)
+    with _LOCK:
+        gone = {folder: name for folder, name in sorted(_OURS.items()) if not _alive(name)}
+        for folder in gone:
+            del _OURS[folder]
+    for folder, name in gone.items():
+        remove_uploads(root / folder)
         server_queue().release_owner(name)
-    return gone
+    return list(gone.values())
 
 
 @st.cache_resource(show_spinner=False)

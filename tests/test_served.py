@@ -124,3 +124,24 @@ def test_a_configured_login_comes_before_everything(server: dict[str, Path]) -> 
     assert not at.exception
     assert [b.label for b in at.button] == ["Log in"]
     assert not at.sidebar.get("multiselect")  # no page, no sidebar until logged in
+
+
+def test_the_janitor_removes_only_the_folders_of_its_own_closed_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another server (or test run) sharing the upload root keeps its sessions' uploads; a session this
+    server gave a folder to loses it once the runtime no longer knows it."""
+    from app_pages import sessions
+
+    monkeypatch.setenv(access.UPLOADS_VAR, str(tmp_path))
+    monkeypatch.setattr(sessions, "_janitor", lambda: None)
+    monkeypatch.setattr(sessions, "session_id", lambda: "ours-1")
+    ours = sessions.session_uploads()
+    (ours / "clip.mp4").write_bytes(b"x")
+    foreign = access.upload_root() / "someone-elses"
+    foreign.mkdir()
+    monkeypatch.setattr(sessions, "_alive", lambda name: True)
+    assert sessions.sweep() == [] and ours.is_dir()
+    monkeypatch.setattr(sessions, "_alive", lambda name: False)
+    assert "ours-1" in sessions.sweep()  # (with the AppTest sessions this process ran before)
+    assert not ours.exists() and foreign.is_dir()  # never ours: kept although no session here knows it

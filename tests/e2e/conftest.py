@@ -58,8 +58,9 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ]
     # one torch thread: on a shared 2-core machine multi-threaded inference waits on busy cores
     # three heavy jobs at once: the session tests run analyses of several sessions concurrently
+    # uploads in a folder of its own: the in-process AppTest sessions keep theirs in the default one
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WORKBENCH_SLOTS": "3",
-           "WORKBENCH_SERVER_MEMORY": "16GiB"}
+           "WORKBENCH_SERVER_MEMORY": "16GiB", "WORKBENCH_UPLOADS": str(log.parent / "uploads")}
     with open(log, "w") as out:
         server = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

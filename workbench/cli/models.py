@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..demo import DEMO_SCHEMES
 from ..errors import UserError
 from ..models.schemes import available_schemes
 from .args import add_decoder_arg, add_device_args, add_model_option_args, model_overrides, print_json
@@ -89,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", action="store_true", help="regenerate every demo model from scratch")
     p.add_argument("--evaluate", action="store_true",
                    help="measure the shipped models again on the fresh test seed (updates the manifest)")
-    p.add_argument("--schemes", nargs="*", help="only these schemes (with --train)")
+    p.add_argument("--schemes", nargs="*", choices=available_schemes(), metavar="SCHEME",
+                   help="only these schemes (with --train; default: " + " ".join(DEMO_SCHEMES) + ")")
     p.add_argument("--appearance-free", action="store_true",
                    help="the zoo trained on the appearance-free probe (assets/models_af, manifest_af.json)")
     p.set_defaults(handler=demo)
