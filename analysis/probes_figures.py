@@ -3,6 +3,8 @@ the Probes page, the commands and the reports. Each figure names itself in `layo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,6 +17,13 @@ UNIT_COLORS = {"static": "#4e79a7", "dynamic": "#f28e2b", "joint": "#59a14f", "n
 
 def _models(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["model"]))
+
+
+def _per_model(summary: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, str]]:
+    """(model, its rows, its colour) for each model in the summary, in order of appearance."""
+    colors = model_colors(_models(summary))
+    for model in _models(summary):
+        yield model, summary[summary["model"] == model], colors[model]
 
 
 def _layers(frame: pd.DataFrame) -> list[str]:
@@ -56,11 +65,9 @@ def receptive_field_figure(table: pd.DataFrame, columns: int = 4) -> go.Figure:
 
 def reach_figure(summary: pd.DataFrame) -> go.Figure:
     """Farthest offset with non-zero influence (bars) against the analytic bound (markers), per layer."""
-    colors = model_colors(_models(summary))
     fig = go.Figure()
-    for model in _models(summary):
-        rows = summary[summary["model"] == model]
-        fig.add_bar(name=model, x=rows["layer"], y=rows["reached"], marker_color=colors[model],
+    for model, rows, color in _per_model(summary):
+        fig.add_bar(name=model, x=rows["layer"], y=rows["reached"], marker_color=color,
                     offsetgroup=model, legendgroup=model,
                     hovertemplate="%{x}: influence reaches ±%{y} frames<extra>" + model + "</extra>")
         fig.add_scatter(name=f"{model} bound", x=rows["layer"], y=rows["bound"], mode="markers",
@@ -75,13 +82,11 @@ def reach_figure(summary: pd.DataFrame) -> go.Figure:
 
 def arrow_figure(summary: pd.DataFrame) -> go.Figure:
     """Held-out accuracy of the forward-vs-reversed probe per layer, 95% bootstrap intervals over videos."""
-    colors = model_colors(_models(summary))
     fig = go.Figure()
-    for model in _models(summary):
-        rows = summary[summary["model"] == model]
+    for model, rows, color in _per_model(summary):
         fig.add_scatter(
             name=model, x=rows["layer"], y=rows["accuracy"], mode="lines+markers",
-            line={"color": colors[model]},
+            line={"color": color},
             error_y={"type": "data", "symmetric": False, "array": rows["ci_high"] - rows["accuracy"],
                      "arrayminus": rows["accuracy"] - rows["ci_low"], "thickness": 1},
             hovertemplate="%{x}: %{y:.1%}<extra>" + model + "</extra>")
@@ -95,14 +100,12 @@ def arrow_figure(summary: pd.DataFrame) -> go.Figure:
 
 def static_dynamic_figure(summary: pd.DataFrame) -> go.Figure:
     """Static and dynamic scores per layer (Kowal et al.'s estimate), one panel each."""
-    colors = model_colors(_models(summary))
     fig = make_subplots(rows=1, cols=2, subplot_titles=["static (pairs sharing the look)",
                                                          "dynamic (pairs sharing the motion, order only)"])
     for col, factor in enumerate(("static", "dynamic"), start=1):
-        for model in _models(summary):
-            rows = summary[summary["model"] == model]
+        for model, rows, color in _per_model(summary):
             fig.add_scatter(name=model, x=rows["layer"], y=rows[factor], mode="lines+markers",
-                            line={"color": colors[model]}, legendgroup=model, showlegend=col == 1,
+                            line={"color": color}, legendgroup=model, showlegend=col == 1,
                             hovertemplate="%{x}: " + factor + " %{y:.3f}<extra>" + model + "</extra>",
                             row=1, col=col)
     fig.update_yaxes(title_text="score (correlation / total variance)", col=1)

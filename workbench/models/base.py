@@ -17,6 +17,15 @@ class VideoModel(nn.Module):
 
     spec: ModelSpec
 
+    def identify(self, scheme: str, is_3d: bool, spec: ModelSpec | None) -> None:
+        """Set what callers read off every model: its scheme, whether time is its own axis, and (when
+        given) the spec with the release's frame count (a clip may have another length)."""
+        self.scheme = scheme
+        self.is_3d = is_3d
+        if spec is not None:
+            self.spec = spec
+            self.frames = spec.frames
+
     def temporal_ops(self) -> list[tuple[str, TemporalOp]]:
         """(qualified name, module) of every temporal operator, in forward order."""
         return temporal_ops(self)

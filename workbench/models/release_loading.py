@@ -46,6 +46,18 @@ def kinetics400_classes() -> list[str]:
     return (LABELS / "kinetics400.txt").read_text(encoding="utf-8").splitlines()
 
 
+def with_layout(
+    found: tuple[Any, dict[str, torch.Tensor]] | None, detect: Callable[[Any, dict[str, torch.Tensor]], Any]
+) -> tuple[Any, dict[str, torch.Tensor], Any] | None:
+    """(entry, state, layout) of a file's (entry, state) whose layout `detect` recognises; None when the
+    file holds no state of this family or a layout the family does not know."""
+    if found is None:
+        return None
+    entry, state = found
+    layout = detect(entry, state)
+    return None if layout is None else (entry, state, layout)
+
+
 def check_overrides(
     overrides: Mapping[str, Any], name: str, family: str, allowed: set[str]
 ) -> dict[str, Any]:

@@ -47,11 +47,7 @@ class C3D(VideoModel):
         self.relu7 = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(0.5)  # the head's (I3DHead) dropout before fc_cls
         self.fc = nn.Linear(4096, num_classes)
-        self.is_3d = True
-        self.scheme = "c3d"
-        if spec is not None:
-            self.spec = spec
-            self.frames = spec.frames
+        self.identify("c3d", True, spec)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """conv5b's output after its ReLU, (B, 512, 2, 7, 7) for a 16x112x112 clip."""

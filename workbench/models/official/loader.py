@@ -18,6 +18,7 @@ from torch import nn
 
 from ...access import NOT_AVAILABLE, current_policy
 from ...errors import CheckpointError
+from ..release_loading import check_overrides, with_layout
 from ..spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from ..state import fill_num_batches_tracked, state_mismatch
 from .bninception import FEATURE_DIM as BNINCEPTION_DIM
@@ -153,21 +154,12 @@ def _plain(value: Any) -> Any:
 
 def load_official(data: dict, name: str, **overrides: Any) -> nn.Module | None:
     """A release checkpoint (read with weights_only) -> our model in eval mode; None if not a release."""
-    found = release_state(data)
+    found = with_layout(release_state(data), detect_layout)
     if found is None:
         return None
-    entry, state = found
-    layout = detect_layout(entry, state)
-    if layout is None:
-        return None
-    bad = set(overrides) - ALLOWED_OVERRIDES
-    if bad:
-        raise CheckpointError(
-            f"cannot load {name!r}: override(s) {sorted(bad)} not allowed for a release file; "
-            f"allowed: {sorted(ALLOWED_OVERRIDES)}"
-        )
+    entry, state, layout = found
     # explicit overrides beat the file name, which beats nothing
-    settings = {**_from_file_name(name), **{k: v for k, v in overrides.items() if v is not None}}
+    settings = {**_from_file_name(name), **check_overrides(overrides, name, "release", ALLOWED_OVERRIDES)}
     backbone = layout.backbone
     if "backbone" in settings:
         backbone = _norm_backbone(settings["backbone"])

@@ -24,10 +24,7 @@ class OfficialVideoModel(VideoModel):
         # the releases apply dropout before new_fc while training; at eval it is the identity
         self.dropout = nn.Dropout(0.5)
         self.new_fc = nn.Linear(feature_dim, num_classes)
-        self.spec = spec
-        self.frames = spec.frames  # the release's; a clip may have another length
-        self.scheme = spec.scheme
-        self.is_3d = False
+        self.identify(spec.scheme, False, spec)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled per-frame features (B*T, feature_dim)."""

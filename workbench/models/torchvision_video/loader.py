@@ -21,6 +21,7 @@ from ..release_loading import (
     load_release_file,
     reload_release,
     strip_prefix,
+    with_layout,
 )
 from ..spec import ModelSpec
 from .layouts import S3D_RULES, TorchvisionLayout, detect_layout, resnet_rules
@@ -67,13 +68,10 @@ def _spec(layout: TorchvisionLayout, settings: dict[str, Any], entry: str | None
 
 def load_torchvision(data: dict, name: str, **overrides: Any) -> nn.Module | None:
     """A torchvision video state dict -> our model in eval mode; None if the file is not one."""
-    found = plain_state(data)
+    found = with_layout(plain_state(data), lambda entry, state: detect_layout(state, name))
     if found is None:
         return None
-    entry, state = found
-    layout = detect_layout(state, name)
-    if layout is None:
-        return None
+    entry, state, layout = found
     settings = check_overrides(overrides, name, "torchvision", ALLOWED)
     spec = _spec(layout, settings, entry, name)
     rules = S3D_RULES if layout.backbone in OWN_MODULES else resnet_rules("stem_mid" in layout.options)

@@ -92,11 +92,7 @@ class S3D(VideoModel):
         self.avgpool = nn.AvgPool3d((2, 7, 7), 1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Conv3d(FEATURE_DIM, num_classes, 1, bias=True)
-        self.is_3d = True
-        self.scheme = "s3d"
-        if spec is not None:
-            self.spec = spec
-            self.frames = spec.frames
+        self.identify("s3d", True, spec)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last Inception block's output (B, 1024, t, h, w)."""
