@@ -116,6 +116,7 @@ def attribute_command(args: argparse.Namespace) -> int:
     from ..datasets import open_dataset
     from ..device import peak_memory, prepare_model, resolve_device
     from ..models import load_model
+    from ..models.feature_layers import feature_stage
 
     methods = _methods(args.methods)
     if (args.video is None) == (args.data is None):
@@ -137,6 +138,9 @@ def attribute_command(args: argparse.Namespace) -> int:
               for name, path in zip(names, args.model)}
     records = [rundir.model_record(name, model, path)
                for (name, model), path in zip(models.items(), args.model)]
+    if "layer" in options.get("gradcam", {}):  # a layer a model lacks: one error before any work
+        for model in models.values():
+            feature_stage(model, str(options["gradcam"]["layer"]))
     settings = {"methods": methods, "target": args.target, "ig_steps": args.steps,
                 "curve_steps": args.curve_steps, "bootstrap": args.bootstrap, "method_options": options}
     seeds = {"bootstrap": args.seed, "smoothgrad": args.seed}

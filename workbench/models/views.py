@@ -12,7 +12,19 @@ from __future__ import annotations
 import copy
 import itertools
 
+import torch
 from torch import nn
+
+
+def meta_view(model: nn.Module) -> nn.Module:
+    """A structural copy of `model` in eval mode whose tensors live on the meta device: a forward on it
+    computes shapes only (no memory, no arithmetic), to check a clip size or trace what runs."""
+    memo: dict[int, object] = {}
+    for tensor in model.parameters():
+        memo[id(tensor)] = nn.Parameter(torch.empty_like(tensor, device="meta"), tensor.requires_grad)
+    for tensor in model.buffers():
+        memo[id(tensor)] = torch.empty_like(tensor, device="meta")
+    return copy.deepcopy(model, memo).eval()
 
 
 def private_view(model: nn.Module) -> nn.Module:
