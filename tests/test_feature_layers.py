@@ -103,8 +103,8 @@ def test_inception_blocks_are_stages_in_forward_order_without_new_weights() -> N
 def test_unknown_layer_lists_the_models_stages() -> None:
     model = _official("gsm_bninception_sthv1_8f", frames=2)
     clip = torch.zeros(1, 2, 3, 224, 224)
-    with pytest.raises(OptionError, match=r"no layer 'layer4'; its feature layers: inception_3a, .*inception_5b "
-                                          r"\(default inception_5b\)"):
+    listed = r"no layer 'layer4'; its feature layers: inception_3a, .*inception_5b \(default inception_5b\)"
+    with pytest.raises(OptionError, match=listed):
         attribution.attribute(model, clip, "gradcam", target=0, layer="layer4")
 
 

@@ -18,6 +18,7 @@ from workbench.display import display_frames
 from workbench.errors import OptionError
 from workbench.masks import clip_mask, probe_mask
 from workbench.models.spec import ModelSpec
+from workbench.progress import Progress
 from workbench.video import VideoSource, load_clip, load_clips
 
 from .agreement import agreement_rows
@@ -165,10 +166,11 @@ def attribute_video(
     curve_steps: int = 16,
     seed: int = 0,
     sanity: bool = False,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> VideoAttribution:
     """Attribute one video with every model and method: maps, metrics, curves and agreement between
-    the methods of each model and between models under each method (models of one input size).
+    the methods of each model and between models under each method (models of one input size);
+    `progress(done, total)` after each model x method.
     `target` is resolved per model (`resolve_target`; mirror: of the predicted class)."""
     options = options or {}
     video_mask = probe_mask(video) if isinstance(video, (str, Path)) else None
@@ -187,8 +189,6 @@ def attribute_video(
             raise OptionError(f"class {spec.class_names[predicted]!r} has no temporal mirror")
         mask = clip_mask(video_mask, spec) if video_mask is not None else None
         for method in methods:
-            if progress is not None:
-                progress(f"{name}: {method}")
             torch.manual_seed(seed)  # SmoothGrad's noise
             method_opts = dict(options.get(method, {}))
             scored = score_clip(model, clip, method, chosen, mask=mask, curve_steps=curve_steps,
@@ -204,6 +204,8 @@ def attribute_video(
                          "profile": json.dumps(np.round(profile, 5).tolist())})
             result.attributions[(name, method)] = scored.attribution
             result.curves[(name, method)] = scored.curve
+            if progress is not None:
+                progress(len(result.attributions), len(models) * len(methods))
         by_method = {m: result.attributions[(name, m)].map for m in methods}
         agreements += agreement_rows("methods", name, by_method)
     for method in methods:

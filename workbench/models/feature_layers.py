@@ -15,8 +15,6 @@ spatial map at the model's own clip size, in the order they run. The default tar
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable
 
 import torch
@@ -24,15 +22,11 @@ from torch import nn
 
 from ..errors import AnalysisError, OptionError
 from .layers import ProbeLayer, _stage_layers
-from .views import meta_view
+from .views import meta_view, per_weights
 
 __all__ = ["default_stage", "feature_stage", "feature_stages", "stage_names"]
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-# id(first parameter) -> (that parameter, weakly; the model's type; its stages); tensors compare by value,
-# so they cannot key a WeakKeyDictionary
-_CACHE: dict[int, tuple[weakref.ref, type, list[ProbeLayer]]] = {}
-_LOCK = threading.Lock()
 
 
 def _has_conv(module: nn.Module) -> bool:
@@ -118,20 +112,8 @@ def _find(model: nn.Module) -> list[ProbeLayer]:
 
 
 def feature_stages(model: nn.Module) -> list[ProbeLayer]:
-    """The model's spatial feature stages in forward order (found once per set of weights; a private
-    view of the model shares its weights and so its answer)."""
-    key = next(model.parameters(), None)
-    if key is None:
-        return _find(model)
-    with _LOCK:
-        cached = _CACHE.get(id(key))
-    if cached is not None and cached[0]() is key and cached[1] is type(model):
-        return list(cached[2])
-    stages = _find(model)
-    with _LOCK:
-        _CACHE[id(key)] = (weakref.ref(key), type(model), stages)
-    weakref.finalize(key, _CACHE.pop, id(key), None)
-    return list(stages)
+    """The model's spatial feature stages in forward order (found once per set of weights)."""
+    return list(per_weights("feature_stages", model, _find))
 
 
 def stage_names(model: nn.Module) -> list[str]:
