@@ -13,7 +13,7 @@ import streamlit as st
 
 from analysis import attribution, attribution_figures
 from app_pages import shared
-from app_pages.heavy import run_heavy
+from app_pages.heavy import estimate_note, run_heavy, stop_button
 from workbench.app_state import ModelSource, file_stamp
 from workbench.demo import demo_localisation
 from workbench.errors import UserError
@@ -139,16 +139,28 @@ for label in picked:
 if skipped:
     st.warning(f"No {TARGETS[choice]} for: {', '.join(skipped)}.")
 
+
+
+def _options(label: str, method: str) -> tuple[tuple[str, Any], ...]:
+    """The options of one job (Grad-CAM's layer where the model has the chosen stage)."""
+    if method == "gradcam" and layer in stages[label]:
+        return (("layer", layer),)
+    return method_options.get(method, ())
+
+
 results: dict[tuple[str, str], attribution.ClipExplanation] = {}
+if jobs:
+    estimate_note([(by_label[label][1], *attribution.explain_passes(method, by_label[label][1].spec,
+                                                                    **dict(_options(label, method))))
+                   for label, _, _, method in jobs], f"{len(jobs)} map(s) with their metrics")
+    stop_button("attr_stop", "the attribution maps")
 bar = st.progress(0.0, text="attributing")
 for i, (label, source, target, method) in enumerate(jobs):
     slow = " (slow method)" if attribution.METHODS[method].expensive else ""
     name = attribution.method_label(method)
     bar.progress(i / len(jobs), text=f"{name} for {label} ({i + 1}/{len(jobs)}){slow}")
-    options = method_options.get(method, ())
-    if method == "gradcam" and layer in stages[label]:
-        options = (("layer", layer),)
-    results[(label, method)] = _map(source, clip_source.path, video_stamp, method, target, options)
+    results[(label, method)] = _map(source, clip_source.path, video_stamp, method, target,
+                                    _options(label, method))
 bar.empty()
 if not results:
     st.stop()
