@@ -18,7 +18,7 @@ motion (a random walk) runs the same way both ways.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from torch import nn
 
 from workbench.datasets import VideoDataset, open_dataset
 from workbench.errors import AnalysisError
+from workbench.progress import Progress
 from workbench.video import load_clip
 
 from .layer_features import evenly_spaced, pooled_layers
@@ -36,7 +37,6 @@ from .linear_probe import fit_logistic, grouped_folds
 from .statistics import bootstrap_interval
 
 SUMMARY_COLUMNS = ["model", "layer", "accuracy", "ci_low", "ci_high"]
-Progress = Callable[[int, int], None]  # (done, total)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from torch import nn
 
 from workbench.errors import AnalysisError
 from workbench.probe import PAIRS_FILE
+from workbench.progress import Progress
 from workbench.video import load_clip
 
 from .layer_features import evenly_spaced, pooled_layers
@@ -43,7 +44,6 @@ from .layer_features import evenly_spaced, pooled_layers
 SUMMARY_COLUMNS = ["model", "layer", "static", "dynamic", "static_share", "dynamic_share", "static_units",
                    "dynamic_units", "joint_units", "dynamic_uncontrolled"]
 UNIT_THRESHOLD = 0.5  # Kowal et al.'s joint-encoding threshold on a unit's correlation
-Progress = Callable[[int, int], None]
 
 
 @dataclass

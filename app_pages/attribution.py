@@ -13,9 +13,11 @@ import streamlit as st
 
 from analysis import attribution, attribution_figures
 from app_pages import shared
-from app_pages.heavy import run_heavy
+from app_pages.heavy import estimate_note, run_heavy, stop_button
 from workbench.app_state import ModelSource, file_stamp
 from workbench.demo import demo_localisation
+from workbench.errors import UserError
+from workbench.models.feature_layers import stage_names
 from workbench.video import load_clip, using_decoder
 
 TARGETS = {
@@ -50,6 +52,14 @@ def _sanity(path: str, stamp: str, video: str, video_stamp: str, method: str, ta
         clip = load_clip(video, model.spec)
     steps = attribution.randomization_check(model, clip, method, target)
     return steps[-1].rank_correlation
+
+
+def _stages(model: Any) -> list[str]:
+    """The model's feature stages in forward order (none when it cannot be traced: Grad-CAM then says why)."""
+    try:
+        return stage_names(model)
+    except UserError:
+        return []
 
 
 def _target(choice: str, model: Any, predicted: str, true_class: str | None) -> int | None:
@@ -87,8 +97,13 @@ choice = right.radio("Explain", list(TARGETS), format_func=TARGETS.get, key="att
 with st.expander("Method settings"):
     steps = st.slider("Integrated Gradients steps", 8, 64, 32, step=8, key="attr_steps")
     samples = st.slider("SmoothGrad samples", 4, 32, 8, step=4, key="attr_samples")
-    layer = st.selectbox("Grad-CAM layer", ["layer4", "layer3", "layer2", "layer1"], key="attr_layer",
-                         help="The stage whose features Grad-CAM weighs: later ones are coarser.")
+    stages = {label: _stages(by_label[label][1]) for label in picked}
+    layers = list(dict.fromkeys(name for names in stages.values() for name in names))
+    default = stages[picked[0]][-1] if picked and stages[picked[0]] else None
+    layer = st.selectbox("Grad-CAM layer", layers, index=layers.index(default) if default in layers else None,
+                         key="attr_layer", help="The feature stage Grad-CAM weighs (the models' own, in "
+                         "forward order; preselected: the last one). Later stages are coarser; a model "
+                         "without the chosen stage uses its last one.")
     sanity = st.checkbox("Randomisation check (Adebayo et al.): recompute each map with the last two "
                          "layers randomised", key="attr_sanity")
 if not picked or not methods:
@@ -106,8 +121,7 @@ if choice == "true" and clip_source.true_class is None:
     choice = "predicted"
 
 # only the options a method uses go into its cache key: moving a slider recomputes that method alone
-method_options = {"integrated_gradients": (("steps", steps),), "smoothgrad": (("samples", samples),),
-           "gradcam": (("layer", layer),)}
+method_options = {"integrated_gradients": (("steps", steps),), "smoothgrad": (("samples", samples),)}
 jobs = []
 skipped = []
 for label in picked:
@@ -119,17 +133,34 @@ for label in picked:
         skipped.append(label)
         continue
     jobs.extend((label, source, target, method) for method in methods)
+    if "gradcam" in methods and layer not in stages[label]:
+        st.caption(f"{label} has no stage {layer!r}: its Grad-CAM weighs its last stage, "
+                   f"{stages[label][-1] if stages[label] else 'none'}.")
 if skipped:
     st.warning(f"No {TARGETS[choice]} for: {', '.join(skipped)}.")
 
+
+
+def _options(label: str, method: str) -> tuple[tuple[str, Any], ...]:
+    """The options of one job (Grad-CAM's layer where the model has the chosen stage)."""
+    if method == "gradcam" and layer in stages[label]:
+        return (("layer", layer),)
+    return method_options.get(method, ())
+
+
 results: dict[tuple[str, str], attribution.ClipExplanation] = {}
+if jobs:
+    estimate_note([(by_label[label][1], *attribution.explain_passes(method, by_label[label][1].spec,
+                                                                    **dict(_options(label, method))))
+                   for label, _, _, method in jobs], f"{len(jobs)} map(s) with their metrics")
+    stop_button("attr_stop", "the attribution maps")
 bar = st.progress(0.0, text="attributing")
 for i, (label, source, target, method) in enumerate(jobs):
     slow = " (slow method)" if attribution.METHODS[method].expensive else ""
     name = attribution.method_label(method)
     bar.progress(i / len(jobs), text=f"{name} for {label} ({i + 1}/{len(jobs)}){slow}")
     results[(label, method)] = _map(source, clip_source.path, video_stamp, method, target,
-                                    method_options.get(method, ()))
+                                    _options(label, method))
 bar.empty()
 if not results:
     st.stop()

@@ -10,6 +10,7 @@ import streamlit as st
 
 from analysis import gates, gates_figures
 from app_pages import shared
+from app_pages.heavy import estimate_note, stop_button
 from workbench.app_state import ModelSource, demo_model_sources, file_stamp
 from workbench.demo import demo_probe_dir
 
@@ -106,10 +107,19 @@ st.plotly_chart(figures["interventions"])
 probe = demo_probe_dir()
 if (probe / "labels.csv").is_file() and shared.probe_classes(probe) == list(names):
     key = (source.path, file_stamp(source.path))
+    stop_button("gates_stop", "the intervention accuracy")
     if st.button("Measure accuracy under each intervention on the shipped probe clips",
                  key="gates_accuracy_run"):
-        with st.spinner("running every intervention on the probe clips"):
-            st.session_state[ACCURACY] = (key, gates.intervention_accuracy(model, probe))
+        clips = len(list(probe.rglob("*.mp4")))
+        passes = 1 + len(gates.INTERVENTIONS) * (1 + len(gates.gated_ops(model)))
+        estimate_note([(model, clips * passes, 0)], "every intervention on the probe clips")
+        bar = st.progress(0.0, text="running every intervention on the probe clips")
+
+        def report(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"pass {done} of {total} over the probe clips")
+
+        st.session_state[ACCURACY] = (key, gates.intervention_accuracy(model, probe, progress=report))
+        bar.empty()
     stored = st.session_state.get(ACCURACY)
     if stored and stored[0] == key:
         accuracy = stored[1]

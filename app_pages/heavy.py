@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from workbench.models.pass_time import about, pass_time
 from workbench.work_queue import WorkQueue
 
 T = TypeVar("T")
@@ -97,3 +98,22 @@ def run_heavy(key: Hashable, label: str, cost: int, estimate: float, compute: Ca
         value = compute()
     result_store().put(key, value)
     return value
+
+
+def stop_button(key: str, what: str) -> None:
+    """A Stop button for the long work drawn below it. Clicking reruns the page; Streamlit stops the
+    running script at its next display call (the work's progress bar), `run_heavy` frees its turn and
+    keeps nothing, and this rerun says so instead of starting the work again."""
+    if st.button("Stop", key=key, icon=":material/stop_circle:", help=f"stop {what}; nothing of it is kept"):
+        st.warning(f"Stopped {what}: its partial results were not kept. Change a setting or run it again "
+                   "to start over.", icon=":material/stop_circle:")
+        st.stop()
+
+
+def estimate_note(model_passes: list[tuple[Any, int, int]], what: str) -> None:
+    """Say up front how long `what` takes: per model, (model, plain forwards, forward + backward passes),
+    priced by one pass of that model timed once on this machine."""
+    seconds = sum(pass_time(model).seconds(forwards, backwards)
+                  for model, forwards, backwards in model_passes)
+    st.caption(f"Estimated time for {what}: {about(seconds)} on this machine (one pass of each model "
+               "timed once, times the passes it needs).")

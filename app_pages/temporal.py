@@ -13,6 +13,7 @@ import streamlit as st
 from analysis import temporal, temporal_figures
 from analysis.perturb import PERTURBATIONS, order_only_names
 from app_pages import shared
+from app_pages.heavy import estimate_note, stop_button
 from workbench.app_state import file_stamp
 from workbench.demo import demo_probe_dir
 from workbench.errors import UserError, VideoError
@@ -154,7 +155,12 @@ if target == DATASET:
     data = st.text_input("Dataset (folder with labels.csv or class folders, or a .csv / .txt list)",
                          value=str(demo_probe_dir()), key="temporal_data",
                          help="Preselected: the probe clips shipped with the app.").strip()
+    stop_button("temporal_stop", "the temporal test")
     if st.button("Run the test", type="primary", key="temporal_run"):
+        videos = len(list(Path(data).rglob("*.mp4"))) if Path(data).is_dir() else 0
+        estimate_note([(model, videos * len(temporal.video_orders("x", model.spec.frames, config)), 0)
+                       for model in models.values()],
+                      f"{len(models)} model(s) on {videos} video(s)")
         bar = st.progress(0.0, text="starting")
 
         def report(done: int, total: int) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .datasets import open_dataset, skipped_record
 from .device import prepare_model
@@ -15,16 +14,17 @@ from .errors import DatasetError, VideoError
 from .fingerprints import file_sha256
 from .models import load_model
 from .models.inference import predict_logits
+from .progress import Progress
 from .video import load_clip
 
 
 def evaluate_model(
-    model: torch.nn.Module, data: str | Path, progress: bool = True, amp: torch.dtype | None = None,
-    strict: bool = False,
+    model: torch.nn.Module, data: str | Path, progress: Progress | bool | None = None,
+    amp: torch.dtype | None = None, strict: bool = False,
 ) -> dict[str, Any]:
     """Run every video of `data` (and its time reversal) through `model` (on its device); return metrics.
     A video that cannot be decoded is skipped and listed with its reason (`skipped`), or stops the
-    evaluation with `strict`."""
+    evaluation with `strict`. `progress(done, total)` (a callable) after each video."""
     spec = model.spec
     dataset = open_dataset(data)
     names = spec.class_names
@@ -48,7 +48,10 @@ def evaluate_model(
         batch_labels.clear()
 
     skipped = []
-    for item in tqdm(dataset.items, desc=f"evaluating {spec.scheme}", disable=not progress, leave=False):
+    total = len(dataset.items)
+    for done, item in enumerate(dataset.items):
+        if callable(progress):
+            progress(done, total)
         try:
             batch.append(load_clip(item.path, spec))
         except VideoError as err:
@@ -60,6 +63,8 @@ def evaluate_model(
         if len(batch) == 32:
             flush()
     flush()
+    if callable(progress):
+        progress(total, total)
     if not labels:
         raise DatasetError(f"{data}: no video could be decoded ({len(skipped)} skipped)")
     report = metrics_from_predictions(spec, np.array(labels), np.array(preds), np.array(rev_preds), n_classes)
@@ -105,7 +110,7 @@ def metrics_from_predictions(
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path, data: str | Path, progress: bool = True,
+    checkpoint: str | Path, data: str | Path, progress: Progress | bool | None = None,
     device: torch.device | None = None, amp: torch.dtype | None = None, strict: bool = False,
 ) -> dict[str, Any]:
     """Load `checkpoint` and evaluate it on `data` (on `device`, default the CPU)."""

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from workbench import distributed, rundir
 from workbench.datasets import VideoDataset, open_dataset, skipped_record, unreadable_reason
@@ -20,6 +19,7 @@ from workbench.errors import AnalysisError, VideoError
 from workbench.masks import clip_mask
 from workbench.models.spec import ModelSpec
 from workbench.probe import load_mask, mask_path
+from workbench.progress import Progress
 from workbench.video import load_clips, video_info
 
 from ..statistics import bootstrap_interval
@@ -67,9 +67,22 @@ def pick_items(items: list, max_clips: int | None) -> list:
     return picked
 
 
+class _Tally:
+    """Maps done of all there are, reported to a (done, total) callback."""
+
+    def __init__(self, total: int, done: int, progress: Progress | None) -> None:
+        self.total, self.done, self.progress = total, done, progress
+        self.update(0)
+
+    def update(self, count: int = 1) -> None:
+        self.done += count
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 def _score_items(
     models: dict[str, nn.Module], dataset: VideoDataset, root: Path, items: Sequence, methods: Sequence[str],
-    target: str | int, curve_steps: int, seed: int, bar: Any, options: MethodOptions, strict: bool,
+    target: str | int, curve_steps: int, seed: int, bar: _Tally, options: MethodOptions, strict: bool,
 ) -> pd.DataFrame:
     """Per-clip metric rows of every model x method for some dataset items (undecodable ones skipped)."""
     rows = []
@@ -97,7 +110,6 @@ def _score_items(
             chosen = resolve_target(target, spec, predicted, label, mirror_of="true")
             mask = clip_mask(video_mask, spec) if video_mask is not None else None
             for method in methods:
-                bar.set_postfix_str(f"{name} {method}")
                 if chosen is None:
                     bar.update()
                     continue
@@ -119,7 +131,7 @@ def score_dataset(
     methods: Sequence[str],
     target: str | int = "true",
     max_clips: int | None = None,
-    progress: bool = True,
+    progress: Progress | bool | None = None,
     curve_steps: int = 16,
     *,
     options: MethodOptions | None = None,
@@ -153,12 +165,12 @@ def score_dataset(
     mine = distributed.shard(len(chunks), context)
     pending = parts.pending(mine)
     maps = len(models) * len(methods)
-    with tqdm(total=sum(len(chunks[n]) for n in mine) * maps, desc="attribution", unit="map",
-              initial=sum(len(chunks[n]) for n in mine if n not in pending) * maps,
-              disable=not progress or not context.is_main) as bar:
-        for number in pending:
-            parts.save(number, _score_items(models, dataset, root, chunks[number], methods, target,
-                                            curve_steps, seed, bar, options or {}, strict))
+    bar = _Tally(sum(len(chunks[n]) for n in mine) * maps,
+                 sum(len(chunks[n]) for n in mine if n not in pending) * maps,
+                 progress if callable(progress) and context.is_main else None)
+    for number in pending:
+        parts.save(number, _score_items(models, dataset, root, chunks[number], methods, target,
+                                        curve_steps, seed, bar, options or {}, strict))
     distributed.barrier()  # every rank's parts are on disk
     finished = [part for part in parts.read(len(chunks)) if not part.empty]
     results = pd.concat(finished, ignore_index=True) if finished else pd.DataFrame()

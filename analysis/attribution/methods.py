@@ -18,8 +18,9 @@ Defaults:
 - Occlusion: a window of 2 frames x 3 channels x (S/6)^2 pixels, stride 1 frame x S/12 pixels,
   baseline 0, 32 perturbed clips per forward pass.
 - Temporal FeatureAblation: one frame (or `block` consecutive frames) replaced by the baseline.
-- LayerGradCam: on `layer4` (the last stage), ReLU'd, upsampled to the input (bilinear per frame
-  for 2D schemes, trilinear over time and space for 3D ones).
+- LayerGradCam: on the model's last spatial feature stage (`workbench.models.feature_layers`: `layer4`
+  of a ResNet, `inception_5b` of BN-Inception, `mixed_5c` of S3D, ...), ReLU'd, upsampled to the input
+  (bilinear per frame for 2D schemes, trilinear over time and space for 3D ones).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from captum.attr import (
 from torch import nn
 
 from workbench.device import model_device
-from workbench.errors import OptionError
+from workbench.errors import AnalysisError, OptionError
+from workbench.models.feature_layers import feature_stage
 from workbench.models.inference import predict_logits
 from workbench.models.views import private_view
 
@@ -80,6 +82,7 @@ class Output:
     raw: torch.Tensor | None = None  # (1, T, C, H, W)
     own_map: torch.Tensor | None = None  # (T, H, W)
     delta: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # options the method resolved (Grad-CAM's layer)
 
 
 # --- options, one dataclass per method -----------------------------------------------------------------
@@ -132,9 +135,10 @@ class TemporalAblationOptions:
 
 @dataclass(frozen=True)
 class GradCamOptions:
-    """Grad-CAM's target layer (a module name of the model, or the module itself)."""
+    """Grad-CAM's target layer: a feature stage's name or module path, or the module itself (None: the
+    last spatial feature stage)."""
 
-    layer: Any = "layer4"
+    layer: Any = None
 
 
 RunFn = Callable[[nn.Module, torch.Tensor, int, Any], Output]
@@ -169,13 +173,12 @@ def default_window(size: int) -> tuple[int, int]:
     return window, max(1, window // 2)
 
 
-def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
+def _resolve_layer(model: nn.Module, layer: str | nn.Module | None) -> tuple[str, nn.Module]:
+    """(name, module) of a layer option; an OptionError listing the model's feature stages otherwise."""
     if isinstance(layer, nn.Module):
-        return layer
-    modules = dict(model.named_modules())
-    if layer not in modules:
-        raise ValueError(f"model has no layer {layer!r}")
-    return modules[layer]
+        return type(layer).__name__, layer
+    stage = feature_stage(model, layer)
+    return stage.name, dict(model.named_modules())[stage.module]
 
 
 # --- how each method runs --------------------------------------------------------------------------------
@@ -246,16 +249,15 @@ def _temporal_ablation(
 def _gradcam(model: nn.Module, inputs: torch.Tensor, target: int, o: GradCamOptions) -> Output:
     """Grad-CAM on the layer, brought back to (T, H, W) whatever the scheme's feature layout."""
     _, frames, _, height, width = inputs.shape
-    cam = LayerGradCam(model, _resolve_layer(model, o.layer)).attribute(
-        inputs, target=target, relu_attributions=True
-    )
+    name, layer = _resolve_layer(model, o.layer)
+    cam = LayerGradCam(model, layer).attribute(inputs, target=target, relu_attributions=True)
     if cam.dim() == 4:  # 2D scheme: (B*T, 1, h, w), time folded into the batch
         cam = F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)
     elif cam.dim() == 5:  # 3D scheme: (B, 1, T', h, w); T' may be shorter than T after temporal strides
         cam = F.interpolate(cam, size=(frames, height, width), mode="trilinear", align_corners=False)
     else:
-        raise ValueError(f"layer output of shape {tuple(cam.shape)} is not a feature map")
-    return Output(own_map=cam.reshape(frames, height, width).detach())
+        raise AnalysisError(f"layer {name!r} gives an output of shape {tuple(cam.shape)}, not a feature map")
+    return Output(own_map=cam.reshape(frames, height, width).detach(), options={"layer": name})
 
 
 # --- the table -----------------------------------------------------------------------------------------
@@ -347,6 +349,7 @@ def attribute(
         raise ValueError(f"attribution method {method!r} returned neither values nor a map")
     used = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else type(v).__name__)
             for k, v in dataclasses.asdict(options).items()}
+    used.update(out.options)
     return Attribution(
         method=method, target=int(target), map=importance.astype(np.float32),
         signed_map=signed.astype(np.float32), raw=None if raw_np is None else raw_np.astype(np.float32),

@@ -18,17 +18,18 @@ from workbench.display import display_frames
 from workbench.errors import OptionError
 from workbench.masks import clip_mask, probe_mask
 from workbench.models.spec import ModelSpec
+from workbench.progress import Progress
 from workbench.video import VideoSource, load_clip, load_clips
 
 from .agreement import agreement_rows
 from .faithfulness import Faithfulness, deletion_insertion
 from .localisation import localisation
-from .methods import Attribution, attribute, predicted_class
+from .methods import METHODS, Attribution, attribute, default_window, predicted_class
 from .profiles import temporal_profile, temporal_spread
 from .sanity import randomization_check
 
-__all__ = ["ClipExplanation", "ClipScore", "VideoAttribution", "attribute_video", "explain_video",
-    "resolve_target", "score_clip"]
+__all__ = ["ClipExplanation", "ClipScore", "VideoAttribution", "attribute_video", "explain_passes",
+    "explain_video", "resolve_target", "score_clip"]
 
 # per method, its options: {"integrated_gradients": {"steps": 16}, ...}
 MethodOptions = Mapping[str, Mapping[str, Any]]
@@ -94,6 +95,27 @@ def resolve_target(
         return int(choice)
     raise OptionError(f"unknown target class {choice!r} for a model with classes "
                       f"{', '.join(spec.class_names)}")
+
+
+def explain_passes(method: str, spec: ModelSpec, curve_steps: int = 16, **opts: Any) -> tuple[int, int]:
+    """(plain forwards, forward + backward passes) of one clip's explanation by `method` with its metrics:
+    the method's own passes, the prediction, and the pixel and frame deletion/insertion curves."""
+    options = METHODS[method].parse(opts)
+    frames, size = spec.frames, spec.input_size
+    forwards = 2 + 2 * (curve_steps + 1) + 2 * (frames + 1)  # target and prediction, both curves
+    backwards = {"integrated_gradients": getattr(options, "steps", 0), "occlusion": 0, "temporal_ablation": 0,
+                 "smoothgrad": getattr(options, "samples", 0)}.get(method, 1)
+    if method == "integrated_gradients" and options.convergence_delta:
+        forwards += 2
+    elif method == "occlusion":
+        window, stride = default_window(size)
+        window, stride = options.window or window, options.stride or stride
+        spots = ((max(frames - min(frames, options.window_frames), 0) // options.stride_frames + 1)
+                 * ((size - window) // stride + 1) ** 2)
+        forwards += spots
+    elif method == "temporal_ablation":
+        forwards += -(-frames // max(1, options.block)) + 1
+    return forwards, backwards
 
 
 @dataclass
@@ -165,10 +187,11 @@ def attribute_video(
     curve_steps: int = 16,
     seed: int = 0,
     sanity: bool = False,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> VideoAttribution:
     """Attribute one video with every model and method: maps, metrics, curves and agreement between
-    the methods of each model and between models under each method (models of one input size).
+    the methods of each model and between models under each method (models of one input size);
+    `progress(done, total)` after each model x method.
     `target` is resolved per model (`resolve_target`; mirror: of the predicted class)."""
     options = options or {}
     video_mask = probe_mask(video) if isinstance(video, (str, Path)) else None
@@ -187,8 +210,6 @@ def attribute_video(
             raise OptionError(f"class {spec.class_names[predicted]!r} has no temporal mirror")
         mask = clip_mask(video_mask, spec) if video_mask is not None else None
         for method in methods:
-            if progress is not None:
-                progress(f"{name}: {method}")
             torch.manual_seed(seed)  # SmoothGrad's noise
             method_opts = dict(options.get(method, {}))
             scored = score_clip(model, clip, method, chosen, mask=mask, curve_steps=curve_steps,
@@ -204,6 +225,8 @@ def attribute_video(
                          "profile": json.dumps(np.round(profile, 5).tolist())})
             result.attributions[(name, method)] = scored.attribution
             result.curves[(name, method)] = scored.curve
+            if progress is not None:
+                progress(len(result.attributions), len(models) * len(methods))
         by_method = {m: result.attributions[(name, m)].map for m in methods}
         agreements += agreement_rows("methods", name, by_method)
     for method in methods:

@@ -20,6 +20,7 @@ from torch import nn
 from workbench.datasets import open_dataset
 from workbench.models.inference import predict_logits
 from workbench.models.temporal import GateShift, TemporalShift
+from workbench.progress import Progress
 
 from ..hooks import forward_with
 from .capture import gated_ops
@@ -104,9 +105,10 @@ def intervention_table(
 
 def intervention_accuracy(
     model: nn.Module, data: str | Path, modes: tuple[str, ...] = INTERVENTIONS, per_layer: bool = True,
-    max_clips: int | None = None, batch_size: int = 32,
+    max_clips: int | None = None, batch_size: int = 32, progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Accuracy on a labelled dataset per target and mode, against the unmodified model."""
+    """Accuracy on a labelled dataset per target and mode, against the unmodified model;
+    `progress(done, total)` after each pass over the clips."""
     dataset = open_dataset(data).with_spec(model.spec)
     classes = model.spec.class_names
     if list(dataset.classes) != list(classes):
@@ -123,11 +125,17 @@ def intervention_accuracy(
         predicted = torch.cat([run(b).argmax(-1) for b in batches])
         return float((predicted == truth).float().mean())
 
+    targets = _targets(model, per_layer)
+    total = 1 + len(targets) * len(modes)
     base = accuracy([], None)
     rows = [{"target": "none", "mode": "none", "accuracy": base, "accuracy_change": 0.0, "clips": count}]
-    for target, layers in _targets(model, per_layer):
+    if progress is not None:
+        progress(1, total)
+    for target, layers in targets:
         for mode in modes:
             acc = accuracy(layers, mode)
+            if progress is not None:
+                progress(len(rows) + 1, total)
             rows.append({"target": target, "mode": mode, "accuracy": acc, "accuracy_change": acc - base,
                          "clips": count})
     return pd.DataFrame(rows)

@@ -16,6 +16,7 @@ from analysis.attribution import METHODS
 
 from ..errors import OptionError, UserError
 from .args import add_decoder_arg, add_device_args, add_model_option_args, model_labels, model_overrides
+from .progress import add_quiet_arg, progress_bar
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "temporal_ablation")
 SHOWN = ("model", "method", "clips", "energy_in_mask", "area_share", "pointing_hit", "deletion_auc_pixel",
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sanity", action="store_true",
                    help="one video: also run the randomisation check (last two layers randomised)")
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
+    add_quiet_arg(p)
     p.add_argument("--strict", action="store_true",
                    help="--data: stop at the first clip that cannot be decoded (default: skip and list it)")
     p.add_argument("--chunk-clips", type=int, default=8,
@@ -116,6 +118,7 @@ def attribute_command(args: argparse.Namespace) -> int:
     from ..datasets import open_dataset
     from ..device import peak_memory, prepare_model, resolve_device
     from ..models import load_model
+    from ..models.feature_layers import feature_stage
 
     methods = _methods(args.methods)
     if (args.video is None) == (args.data is None):
@@ -137,14 +140,18 @@ def attribute_command(args: argparse.Namespace) -> int:
               for name, path in zip(names, args.model)}
     records = [rundir.model_record(name, model, path)
                for (name, model), path in zip(models.items(), args.model)]
+    if "layer" in options.get("gradcam", {}):  # a layer a model lacks: one error before any work
+        for model in models.values():
+            feature_stage(model, str(options["gradcam"]["layer"]))
     settings = {"methods": methods, "target": args.target, "ig_steps": args.steps,
                 "curve_steps": args.curve_steps, "bootstrap": args.bootstrap, "method_options": options}
     seeds = {"bootstrap": args.seed, "smoothgrad": args.seed}
     out: Path = args.out
     if args.video is not None:
-        result = attribute_video(models, args.video, methods, args.target, options=options,
-                                 curve_steps=args.curve_steps, seed=args.seed, sanity=args.sanity,
-                                 progress=lambda text: print(text, file=sys.stderr))
+        with progress_bar("attribution", "maps", args.quiet) as update:
+            result = attribute_video(models, args.video, methods, args.target, options=options,
+                                     curve_steps=args.curve_steps, seed=args.seed, sanity=args.sanity,
+                                     progress=update)
         run = rundir.new_run("attribute", args.command_line, models=records,
                              video=rundir.video_record(args.video), seeds=seeds, options=settings)
         _write_video(result, methods, out)
@@ -164,10 +171,11 @@ def attribute_command(args: argparse.Namespace) -> int:
         # torchrun (one node or several) describes the process group in the environment
         context = distributed.init_from_env(device)
         try:
-            results = score_dataset(models, args.data, methods, target=target, max_clips=args.max_clips,
-                                    progress=True, curve_steps=args.curve_steps, options=options,
-                                    out=out, run=run, chunk_clips=args.chunk_clips, seed=args.seed,
-                                    strict=args.strict)
+            with progress_bar("attribution", "maps", args.quiet) as update:
+                results = score_dataset(models, args.data, methods, target=target, max_clips=args.max_clips,
+                                        progress=update, curve_steps=args.curve_steps, options=options,
+                                        out=out, run=run, chunk_clips=args.chunk_clips, seed=args.seed,
+                                        strict=args.strict)
             memory = distributed.gather({"rank": context.rank, **peak_memory(device)})
         finally:
             distributed.shutdown()

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import UserError
 from .args import add_decoder_arg, add_device_args, add_model_option_args, model_overrides
+from .progress import add_quiet_arg, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="labelled dataset: also measure accuracy under each intervention")
     p.add_argument("--max-clips", type=int, default=None, help="clips of --data to use (default: all)")
     p.add_argument("--png", action="store_true", help="also write PNG figures (kaleido + chromium)")
+    add_quiet_arg(p)
     add_model_option_args(p)
     add_device_args(p, amp=False)  # gate statistics are kept in full precision
     add_decoder_arg(p)
@@ -76,7 +78,8 @@ def gates(args: argparse.Namespace) -> int:
     tables = report.tables()
     figures = report_figures(report, args.layer)
     if args.data:
-        accuracy = intervention_accuracy(model, args.data, max_clips=args.max_clips)
+        with progress_bar("interventions", "passes", args.quiet) as update:
+            accuracy = intervention_accuracy(model, args.data, max_clips=args.max_clips, progress=update)
         tables["intervention_accuracy"] = accuracy
         figures["intervention_accuracy"] = intervention_figure(accuracy, "accuracy_change")
     out: Path = args.out

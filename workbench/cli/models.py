@@ -10,6 +10,7 @@ from ..demo import DEMO_SCHEMES
 from ..errors import UserError
 from ..models.schemes import available_schemes
 from .args import add_decoder_arg, add_device_args, add_model_option_args, model_overrides, print_json
+from .progress import add_quiet_arg, progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_decoder_arg(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first video that cannot be decoded (default: skip it and list it)")
+    add_quiet_arg(p)
     p.set_defaults(handler=evaluate)
 
     p = sub.add_parser("demo", help="list, re-measure or retrain the shipped demo models")
@@ -173,7 +175,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     amp = resolve_amp(args.amp, device)
-    report = evaluate_checkpoint(args.checkpoint, args.data, device=device, amp=amp, strict=args.strict)
+    with progress_bar("evaluating", "videos", args.quiet) as update:
+        report = evaluate_checkpoint(args.checkpoint, args.data, device=device, amp=amp, strict=args.strict,
+                                     progress=update)
     if args.format == "json":
         print_json(report)
     else:

@@ -4,12 +4,12 @@ directory (tables, figures, run.json). Parse -> one analysis call -> write -> pr
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
 from .args import add_device_args, add_model_option_args, model_labels, model_overrides
+from .progress import add_quiet_arg, progress_bar
 
 
 def _common(p: argparse.ArgumentParser, data_help: str | None) -> None:
@@ -19,7 +19,7 @@ def _common(p: argparse.ArgumentParser, data_help: str | None) -> None:
         p.add_argument("--data", type=Path, required=True, help=data_help)
     p.add_argument("--out", type=Path, required=True, help="run directory to write")
     p.add_argument("--png", action="store_true", help="also write PNG figures (kaleido + chromium)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_arg(p)
     add_model_option_args(p)
     add_device_args(p, amp=False)  # gradients and probe features stay in full precision
 
@@ -67,20 +67,6 @@ def _models(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, An
               for label, path in zip(labels, args.model)}
     records = [rundir.model_record(label, models[label], path) for label, path in zip(labels, args.model)]
     return models, records
-
-
-def _progress(args: argparse.Namespace, what: str) -> tuple[Callable[[int, int], None], Any]:
-    """A (done, total) callback drawing a tqdm bar, and the bar (close it when done)."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(desc=what, unit="video", disable=args.quiet)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return update, bar
 
 
 def _write(args: argparse.Namespace, run: dict[str, Any], tables: dict[str, Any], figures: dict[str, Any],
@@ -144,12 +130,9 @@ def arrow_of_time_command(args: argparse.Namespace) -> int:
                          seeds={"folds": args.seed, "bootstrap": args.seed},
                          options={"folds": args.folds, "max_videos": args.max_videos,
                                   "bootstrap": args.bootstrap})
-    update, bar = _progress(args, "arrow of time")
-    try:
+    with progress_bar("arrow of time", "videos", args.quiet) as update:
         result = arrow_of_time(models, args.data, folds=args.folds, max_videos=args.max_videos,
                                bootstrap=args.bootstrap, seed=args.seed, progress=update)
-    finally:
-        bar.close()
     _write(args, run, {"summary": result.summary, "results": result.results},
            {"arrow_of_time": arrow_figure(result.summary)}, videos=result.videos)
     print(result.summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -174,12 +157,9 @@ def static_dynamic_command(args: argparse.Namespace) -> int:
     run = rundir.new_run("static-dynamic", args.command_line, models=records, dataset=dataset,
                          seeds={"note": "deterministic: test-time sampling, no randomness"},
                          options={"max_pairs": args.max_pairs, "threshold": args.threshold})
-    update, bar = _progress(args, "static/dynamic pairs")
-    try:
+    with progress_bar("static/dynamic", "pairs", args.quiet) as update:
         result = static_dynamic(models, args.data, threshold=args.threshold, max_pairs=args.max_pairs,
                                 progress=update)
-    finally:
-        bar.close()
     _write(args, run, {"summary": result.summary, "units": result.units},
            {"static_dynamic": static_dynamic_figure(result.summary),
             "unit_shares": unit_share_figure(result.summary)}, pairs=result.pairs)

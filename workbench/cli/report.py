@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from ..errors import UserError
+from .progress import progress_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,11 +39,8 @@ def report(args: argparse.Namespace) -> int:
     html_path = write_html(built, args.out)
     written = [html_path]
     if args.zip:
-        def progress(done: int, total: int) -> None:
-            print(f"\rfigures {done}/{total}", end="", file=sys.stderr, flush=True)
-
-        static = static_figures(built, args.formats, progress=progress)
-        print(file=sys.stderr)
+        with progress_bar("figures", "figures") as update:
+            static = static_figures(built, args.formats, progress=update)
         written.append(write_zip(bundle_files(built, static), args.out.with_suffix(".zip")))
     if args.pdf:
         written.append(html_to_pdf(html_path, args.out.with_suffix(".pdf")))

@@ -13,6 +13,7 @@ from analysis.perturb import PERTURBATIONS
 
 from ..errors import UserError
 from .args import add_decoder_arg, add_device_args, add_model_option_args, model_labels, model_overrides
+from .progress import add_quiet_arg, progress_bar
 
 SUMMARY_COLUMNS = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
                    "flip_rate", "mean_kl", "temporal_change", "static_change", "mirror_rate"]
@@ -51,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="DataLoader processes decoding videos ahead of the model (0: decode in-process)")
     add_device_args(p)
     add_decoder_arg(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_arg(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first video that cannot be decoded (default: skip it and list it)")
     add_model_option_args(p)
@@ -88,12 +89,13 @@ def temporal_test(args: argparse.Namespace) -> int:
     # torchrun (one node or several) describes the process group in the environment
     context = distributed.init_from_env(device)
     try:
-        result = run_experiment(
-            models, args.data, config, args.out, checkpoints=dict(zip(labels, args.model)),
-            show_progress=not args.quiet, command=args.command_line,
-            warn=lambda message: print(f"warning: {message}", file=sys.stderr),
-            device=device, amp=amp, workers=args.workers, strict=args.strict,
-        )
+        with progress_bar("temporal test", "videos", args.quiet) as update:
+            result = run_experiment(
+                models, args.data, config, args.out, checkpoints=dict(zip(labels, args.model)),
+                progress=update, command=args.command_line,
+                warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+                device=device, amp=amp, workers=args.workers, strict=args.strict,
+            )
     finally:
         distributed.shutdown()
     if not context.is_main:  # rank 0 prints the merged result once

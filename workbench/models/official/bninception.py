@@ -72,6 +72,17 @@ class CaffeUnits(nn.Module):
             raise ValueError(f"unknown temporal operator {temporal!r}; choose from {', '.join(TEMPORAL_OPS)}")
         self.temporal = temporal
         self.gsf_channels = dict(gsf_channels or {})
+        self.stage_names: list[str] = []  # each block's output, in forward order (the feature stages)
+
+    def add_stage(self, name: str) -> None:
+        """Register block `name`'s output: an identity over its concatenated branches, so hooks and
+        Grad-CAM see the block's feature map as a module output (no weights: the file's keys stay)."""
+        self.add_module(name, nn.Identity())
+        self.stage_names.append(name)
+
+    def stage(self, name: str, outs: list[torch.Tensor]) -> torch.Tensor:
+        """Block `name`'s output: its branches concatenated over channels."""
+        return getattr(self, name)(torch.cat(outs, dim=1))
 
     def gate_name(self, unit: str) -> str:
         """Module name of the temporal operator after unit `unit`'s conv."""
@@ -157,14 +168,15 @@ class BNInception(CaffeUnits):
             cout += cin
             branches.append([])
         self.plans.append((prefix + "pool", branches, b.name))
+        self.add_stage(f"inception_{b.name}")
         return cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool1_3x3_s2(self.unit("conv1_7x7_s2", x))
         x = self.pool2_3x3_s2(self.chain(["conv2_3x3_reduce", "conv2_3x3"], x))
-        for pool_name, branches, _ in self.plans:
+        for pool_name, branches, block in self.plans:
             outs = [self.chain(names, x) for names in branches[:-1]]
             # the last branch starts with the block's pooling layer
             outs.append(self.chain(branches[-1], getattr(self, pool_name)(x)))
-            x = torch.cat(outs, dim=1)
+            x = self.stage(f"inception_{block}", outs)
         return self.global_pool(x).flatten(1)

@@ -150,16 +150,17 @@ class InceptionV3(CaffeUnits):
             else:
                 cout += width
         self.blocks.append((name, branches))
+        self.add_stage(name)
         return cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.chain(["conv", "conv_1", "conv_2"], x))
         x = self.pool_1(self.chain(["conv_3", "conv_4"], x))
-        for _, branches in self.blocks:
+        for name, branches in self.blocks:
             outs: list[torch.Tensor] = []
             for branch in branches:
                 h = branch.pool(x) if branch.pool is not None else x
                 h = self.chain([u[0] for u in branch.chain], h)
                 outs.extend([self.unit(u[0], h) for u in branch.heads] if branch.heads else [h])
-            x = torch.cat(outs, dim=1)
+            x = self.stage(name, outs)
         return self.top_cls_pool(x).flatten(1)

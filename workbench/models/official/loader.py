@@ -18,9 +18,10 @@ from torch import nn
 
 from ...access import NOT_AVAILABLE, current_policy
 from ...errors import CheckpointError
-from ..release_loading import check_overrides, with_layout
+from ..release_loading import check_geometry, check_overrides, with_layout
 from ..spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from ..state import fill_num_batches_tracked, state_mismatch
+from ..views import meta_view
 from .bninception import FEATURE_DIM as BNINCEPTION_DIM
 from .bninception import BNInception
 from .gsf import ReleaseGSF
@@ -192,6 +193,9 @@ def load_official(data: dict, name: str, **overrides: Any) -> nn.Module | None:
         ratios = sorted({round(m.channel_ratio, 2) for m in model.modules() if isinstance(m, ReleaseGSF)})
         options["gsf_channel_ratio"] = ratios[0] if len(ratios) == 1 else ratios
     state = _strict_state(model, state, name, layout, backbone)
+    # a clip size the network cannot take (BN-Inception's fixed 7x7 pool below 224 px) is refused here,
+    # not by the first analysis
+    check_geometry(meta_view(model), frames, spec.input_size, name, layout.describe())
     model.load_state_dict(state, strict=True)
     model.source_path = str(name)
     model.history = []
