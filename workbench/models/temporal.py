@@ -44,20 +44,86 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
 SLICED_FOLD_POSITIONS = 24 * 24
 
 
-def fold_windows(parts: torch.Tensor) -> torch.Tensor:
-    """col2im of 3x3 windows, padding 1: (N, C, 3, 3, H, W) -> (N, C, H, W), part (i, j) moved by (i-1, j-1).
+class _FoldWindows(torch.autograd.Function):
+    """col2im of (kh, kw) windows, "same" padding; its backward gathers the windows from a padded view."""
 
-    `F.fold` for small frames; for large ones nine out-of-place-safe slice additions into a fresh
-    padded buffer, which is several times faster than col2im's loop there.
+    @staticmethod
+    def forward(ctx, parts: torch.Tensor) -> torch.Tensor:
+        n, c, kh, kw, h, w = parts.shape
+        ctx.kernel = kh, kw
+        if h * w < SLICED_FOLD_POSITIONS and kh * kw > 3:
+            return F.fold(parts.reshape(n, c * kh * kw, h * w), (h, w), (kh, kw), padding=(kh // 2, kw // 2))
+        out = parts.new_zeros(n, c, h + kh - 1, w + kw - 1)
+        for i in range(kh):
+            for j in range(kw):
+                out[:, :, i : i + h, j : j + w].add_(parts[:, :, i, j])
+        return out[:, :, kh // 2 : kh // 2 + h, kw // 2 : kw // 2 + w]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        kh, kw = ctx.kernel
+        padded = F.pad(grad, (kw // 2, kw // 2, kh // 2, kh // 2))
+        return padded.unfold(2, kh, 1).unfold(3, kw, 1).permute(0, 1, 4, 5, 2, 3)
+
+
+def fold_windows(parts: torch.Tensor) -> torch.Tensor:
+    """col2im, "same" padding: (N, C, kh, kw, H, W) -> (N, C, H, W), part (i, j) moved by (i-kh//2, j-kw//2).
+
+    `F.fold` for small frames, slice additions into a fresh padded buffer for large ones (several
+    times faster than col2im's loop there) and for a (3, 1) kernel. The backward gathers each
+    window from a padded view of the gradient in one strided copy, several times faster than
+    im2col (`F.unfold`), and builds no zero-filled gradient per slice as autograd would.
     """
-    n, c, _, _, h, w = parts.shape
-    if h * w < SLICED_FOLD_POSITIONS:
-        return F.fold(parts.reshape(n, c * 9, h * w), (h, w), 3, padding=1)
-    out = parts.new_zeros(n, c, h + 2, w + 2)
-    for i in range(3):
-        for j in range(3):
-            out[:, :, i : i + h, j : j + w].add_(parts[:, :, i, j])
-    return out[:, :, 1 : h + 1, 1 : w + 1]
+    return _FoldWindows.apply(parts)
+
+
+def arrive(out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
+    """Add, in place, each group's gated x6 one frame back (even groups) or forward (odd groups) to `out`.
+
+    (B, T, G, c, H, W) tensors, gates g6 (B, T, G, 1, H, W). `out` must be a fresh intermediate,
+    never a module input: then the in-place slice updates are safe for autograd and save full-size
+    copies in every block.
+    """
+    for g in range(x6.shape[2]):
+        if g % 2 == 0:  # frame t receives gate * x from t+1
+            out[:, :-1, g].addcmul_(x6[:, 1:, g], g6[:, 1:, g])
+        else:  # frame t receives gate * x from t-1
+            out[:, 1:, g].addcmul_(x6[:, :-1, g], g6[:, :-1, g])
+    return out
+
+
+class _GatedShift(torch.autograd.Function):
+    """GSM's routing (1 - g) * x + (g * x moved one frame) with a four-pass backward.
+
+    For group direction d (frame t receives t+d), with the output gradient G moved the other way,
+    D = G moved by -d minus G: the input gradient is G + g * D, the gate gradient sum_c x * D.
+    Autograd's own backward of the slice updates costs several zero-filled full-size tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x6, g6)
+        return arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x6, g6 = ctx.saved_tensors
+        moved = -grad  # D: where each frame's gated part went, minus where it was
+        for g in range(x6.shape[2]):
+            if g % 2 == 0:  # frame s went to s-1
+                moved[:, 1:, g] += grad[:, :-1, g]
+            else:  # frame s went to s+1
+                moved[:, :-1, g] += grad[:, 1:, g]
+        grad_x = torch.addcmul(grad, g6, moved) if ctx.needs_input_grad[0] else None
+        grad_g = (x6 * moved).sum(3, keepdim=True) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_g
+
+
+def gated_shift(x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
+    """(1 - g) * x plus each group's g * x moved one frame (even groups back, odd forward), out of place."""
+    if torch.is_grad_enabled() and (x6.requires_grad or g6.requires_grad):
+        return _GatedShift.apply(x6, g6)
+    return arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
 
 
 class TemporalOp(nn.Module):
@@ -95,8 +161,8 @@ class GateConv3d(nn.Module):
 
     The parameter keeps the official `conv3D.weight` layout (groups, C/groups, 3, 3, 3). The forward
     contracts the channels first: one batched matmul gives, per group and frame, the 27 kernel taps'
-    partial sums at every position (B*T, groups, 27, H*W); `F.fold` (col2im) then adds each spatial
-    tap at its offset, and a second fold over (time, position) each temporal tap. Same arithmetic
+    partial sums at every position (B*T, groups, 27, H*W); a col2im (`fold_windows`) then adds each
+    spatial tap at its offset, and a second one over (time, position) each temporal tap. Same arithmetic
     as nn.Conv3d with groups on the unfolded clip, several times faster on CPU, where oneDNN runs a
     conv with one output channel per group badly (benchmarks/gsm_module.py measures it). Plain
     out-of-place autograd ops throughout.
@@ -119,9 +185,9 @@ class GateConv3d(nn.Module):
         weight = self.weight.flip(2, 3, 4).view(g, c // g, 27).transpose(1, 2)  # (g, 27, C/g)
         partial = torch.matmul(weight, x.view(bt, g, c // g, h * w))  # (B*T, g, 27, H*W)
         taps = fold_windows(partial.view(bt, g * 3, 3, 3, h, w))  # (B*T, g*3, H, W)
-        # (B, g*3, T*H*W): temporal tap kt of group g as fold's channel g*3 + kt over a (T, H*W) plane
-        taps = taps.unflatten(0, (b, frames)).transpose(1, 2).reshape(b, g * 3, frames * h * w)
-        logits = F.fold(taps, (frames, h * w), (3, 1), padding=(1, 0))  # (B, g, T, H*W)
+        # temporal tap kt of group g at frame t, viewed as (B, g, kt, 1, T, H*W): a (3, 1) fold over time
+        taps = taps.unflatten(0, (b, frames)).unflatten(2, (g, 3)).flatten(4).permute(0, 2, 3, 1, 4)
+        logits = fold_windows(taps.unsqueeze(3))  # (B, g, T, H*W)
         return (logits + self.bias.view(1, g, 1, 1)).view(b, g, frames, h, w)
 
 
@@ -167,22 +233,12 @@ class GateShift(TemporalOp):
         return x6, gates.permute(0, 2, 1, 3, 4).unsqueeze(3)
 
     def arrive(self, out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
-        """Add each group's gated features one frame back (even groups) or forward (odd groups).
-
-        `out` is a fresh intermediate, never the module input, so the in-place slice updates are
-        safe for autograd (gradcheck in the tests) and save full-size copies in every block.
-        """
-        for g in range(self.gate_groups):
-            if g % 2 == 0:  # frame t receives gate * x from t+1
-                out[:, :-1, g].addcmul_(x6[:, 1:, g], g6[:, 1:, g])
-            else:  # frame t receives gate * x from t-1
-                out[:, 1:, g].addcmul_(x6[:, :-1, g], g6[:, :-1, g])
-        return out
+        """Add each group's gated features one frame back (even groups) or forward (odd groups)."""
+        return arrive(out, x6, g6)
 
     def route(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """GSM: kept remainder (1 - gate) * x plus the arriving gated part, (B, T, G, C/G, H, W)."""
-        x6, g6 = self.gated_input(x, frames)
-        return self.arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
+        return gated_shift(*self.gated_input(x, frames))
 
     def forward(self, x: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         y = self.route(x, frames_of(x, frames))
