@@ -71,7 +71,8 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"frames={args.frames} batch={args.batch} rounds={args.rounds} threads={torch.get_num_threads()}")
     head = "{:>22s} {:>6s} {:>11s}"
-    print(f"{'gated unit':26s} {'C':>4s} {'HxW':>6s} | " + head.format("inference ms ours/ref", "ratio", "min-max")
+    print(f"{'gated unit':26s} {'C':>4s} {'HxW':>6s} | "
+          + head.format("inference ms ours/ref", "ratio", "min-max")
           + " | " + head.format("fwd+bwd ms ours/ref", "ratio", "min-max"))
     totals = {mode: {"ours": 0.0, "ref": 0.0} for mode in ("inference", "fwd+bwd")}
     for name, channels, size in BNINCEPTION_GATES:
