@@ -92,38 +92,51 @@ def arrive(out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tenso
     return out
 
 
+def routed(x6: torch.Tensor, g6: torch.Tensor, keep: bool) -> torch.Tensor:
+    """The forward of `gated_shift`: kept part (or zeros), then the moved parts added in place."""
+    return arrive(torch.addcmul(x6, x6, g6, value=-1) if keep else torch.zeros_like(x6), x6, g6)
+
+
 class _GatedShift(torch.autograd.Function):
-    """GSM's routing (1 - g) * x + (g * x moved one frame) with a four-pass backward.
+    """GSM's routing (1 - g) * x + (g * x moved one frame), or the moved part alone, with a short backward.
 
     For group direction d (frame t receives t+d), with the output gradient G moved the other way,
-    D = G moved by -d minus G: the input gradient is G + g * D, the gate gradient sum_c x * D.
-    Autograd's own backward of the slice updates costs several zero-filled full-size tensors.
+    D = G moved by -d (minus G when the kept part is included): the input gradient is G + g * D
+    (g * D for the moved part alone), the gate gradient sum_c x * D. Autograd's own backward of the
+    slice updates builds several zero-filled full-size tensors.
     """
 
     @staticmethod
-    def forward(ctx, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x6: torch.Tensor, g6: torch.Tensor, keep: bool) -> torch.Tensor:
         ctx.save_for_backward(x6, g6)
-        return arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
+        ctx.keep = keep
+        return routed(x6, g6, keep)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         x6, g6 = ctx.saved_tensors
-        moved = -grad  # D: where each frame's gated part went, minus where it was
+        # D: where each frame's gated part went, less where it was (if it was kept there)
+        moved = -grad if ctx.keep else torch.zeros_like(grad)
         for g in range(x6.shape[2]):
             if g % 2 == 0:  # frame s went to s-1
                 moved[:, 1:, g] += grad[:, :-1, g]
             else:  # frame s went to s+1
                 moved[:, :-1, g] += grad[:, 1:, g]
-        grad_x = torch.addcmul(grad, g6, moved) if ctx.needs_input_grad[0] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.addcmul(grad, g6, moved) if ctx.keep else g6 * moved
         grad_g = (x6 * moved).sum(3, keepdim=True) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_g
+        return grad_x, grad_g, None
 
 
-def gated_shift(x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
-    """(1 - g) * x plus each group's g * x moved one frame (even groups back, odd forward), out of place."""
+def gated_shift(x6: torch.Tensor, g6: torch.Tensor, keep: bool = True) -> torch.Tensor:
+    """Each group's g * x moved one frame (even groups back, odd forward), plus (1 - g) * x if `keep`.
+
+    (B, T, G, c, H, W) features, gates (B, T, G, 1, H, W); out of place.
+    """
     if torch.is_grad_enabled() and (x6.requires_grad or g6.requires_grad):
-        return _GatedShift.apply(x6, g6)
-    return arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
+        return _GatedShift.apply(x6, g6, keep)
+    return routed(x6, g6, keep)
 
 
 class TemporalOp(nn.Module):
@@ -232,10 +245,6 @@ class GateShift(TemporalOp):
         x6 = x.view(bt // frames, frames, self.gate_groups, c // self.gate_groups, h, w)
         return x6, gates.permute(0, 2, 1, 3, 4).unsqueeze(3)
 
-    def arrive(self, out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
-        """Add each group's gated features one frame back (even groups) or forward (odd groups)."""
-        return arrive(out, x6, g6)
-
     def route(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """GSM: kept remainder (1 - gate) * x plus the arriving gated part, (B, T, G, C/G, H, W)."""
         return gated_shift(*self.gated_input(x, frames))
@@ -270,7 +279,7 @@ class GateShiftFuse(GateShift):
         """GSF: shifted and kept parts mixed with sigmoid weights per channel group and frame."""
         x6, g6 = self.gated_input(x, frames)
         kept = torch.addcmul(x6, x6, g6, value=-1)
-        shifted = self.arrive(torch.zeros_like(x6), x6, g6)
+        shifted = gated_shift(x6, g6, keep=False)
         out = []
         for g, conv in enumerate(self.fusion):
             s_g, k_g = shifted[:, :, g], kept[:, :, g]  # (B, T, c, H, W)
