@@ -62,8 +62,13 @@ def test_fast_module_equals_the_literal_conv3d_form(
     width = getattr(ours, "total_channels", ours.channels)
     x = torch.randn(batch * frames, width, *size, generator=g).to(dtype)
     probe = torch.randn(batch * frames, width, *size, generator=g).to(dtype)
+    if not training:
+        with torch.inference_mode():  # the forward without autograd's bookkeeping takes other paths
+            plain = ours(x, frames=frames)
     fast, slow = grads(ours, x, probe, frames), grads(reference, x, probe, frames)
     assert fast.keys() == slow.keys()
+    if not training:
+        assert torch.allclose(plain, fast["output"], rtol=tolerance, atol=0)
     if training:  # BatchNorm2d on folded frames keeps BatchNorm3d's running statistics
         for name, buffer in reference.bn.state_dict().items():
             assert torch.allclose(ours.bn.state_dict()[name], buffer, rtol=tolerance, atol=0), name

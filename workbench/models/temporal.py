@@ -44,20 +44,24 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
 SLICED_FOLD_POSITIONS = 24 * 24
 
 
+def _fold_windows(parts: torch.Tensor) -> torch.Tensor:
+    n, c, kh, kw, h, w = parts.shape
+    if h * w < SLICED_FOLD_POSITIONS and kh * kw > 3:
+        return F.fold(parts.reshape(n, c * kh * kw, h * w), (h, w), (kh, kw), padding=(kh // 2, kw // 2))
+    out = parts.new_zeros(n, c, h + kh - 1, w + kw - 1)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + h, j : j + w].add_(parts[:, :, i, j])
+    return out[:, :, kh // 2 : kh // 2 + h, kw // 2 : kw // 2 + w]
+
+
 class _FoldWindows(torch.autograd.Function):
     """col2im of (kh, kw) windows, "same" padding; its backward gathers the windows from a padded view."""
 
     @staticmethod
     def forward(ctx, parts: torch.Tensor) -> torch.Tensor:
-        n, c, kh, kw, h, w = parts.shape
-        ctx.kernel = kh, kw
-        if h * w < SLICED_FOLD_POSITIONS and kh * kw > 3:
-            return F.fold(parts.reshape(n, c * kh * kw, h * w), (h, w), (kh, kw), padding=(kh // 2, kw // 2))
-        out = parts.new_zeros(n, c, h + kh - 1, w + kw - 1)
-        for i in range(kh):
-            for j in range(kw):
-                out[:, :, i : i + h, j : j + w].add_(parts[:, :, i, j])
-        return out[:, :, kh // 2 : kh // 2 + h, kw // 2 : kw // 2 + w]
+        ctx.kernel = parts.shape[2:4]
+        return _fold_windows(parts)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -74,7 +78,9 @@ def fold_windows(parts: torch.Tensor) -> torch.Tensor:
     window from a padded view of the gradient in one strided copy, several times faster than
     im2col (`F.unfold`), and builds no zero-filled gradient per slice as autograd would.
     """
-    return _FoldWindows.apply(parts)
+    if torch.is_grad_enabled() and parts.requires_grad:
+        return _FoldWindows.apply(parts)
+    return _fold_windows(parts)
 
 
 def arrive(out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
