@@ -181,7 +181,7 @@ class GateConv3d(nn.Module):
     The parameter keeps the official `conv3D.weight` layout (groups, C/groups, 3, 3, 3). The forward
     contracts the channels first: one batched matmul gives, per group and frame, the 27 kernel taps'
     partial sums at every position (B*T, groups, 27, H*W); a col2im (`fold_windows`) then adds each
-    spatial tap at its offset, and a second one over (time, position) each temporal tap. Same arithmetic
+    spatial tap at its offset, and two slice additions the temporal taps. Same arithmetic
     as nn.Conv3d with groups on the unfolded clip, several times faster on CPU, where oneDNN runs a
     conv with one output channel per group badly (benchmarks/gsm_module.py measures it). Plain
     out-of-place autograd ops throughout.
@@ -196,7 +196,7 @@ class GateConv3d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(groups))
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        """Folded (B*T, C, H, W) -> (B, groups, T, H, W) pre-activation gates (nn.Conv3d's layout)."""
+        """Folded (B*T, C, H, W) -> (B, groups, T, H, W) pre-activation gates (nn.Conv3d's shape)."""
         bt, c, h, w = x.shape
         g, b = self.groups, bt // frames
         # fold adds partial sum k of a window at offset k - 1 from it; a conv reads input at offset
@@ -204,10 +204,12 @@ class GateConv3d(nn.Module):
         weight = self.weight.flip(2, 3, 4).view(g, c // g, 27).transpose(1, 2)  # (g, 27, C/g)
         partial = torch.matmul(weight, x.view(bt, g, c // g, h * w))  # (B*T, g, 27, H*W)
         taps = fold_windows(partial.view(bt, g * 3, 3, 3, h, w))  # (B*T, g*3, H, W)
-        # temporal tap kt of group g at frame t, viewed as (B, g, kt, 1, T, H*W): a (3, 1) fold over time
-        taps = taps.unflatten(0, (b, frames)).unflatten(2, (g, 3)).flatten(4).permute(0, 2, 3, 1, 4)
-        logits = fold_windows(taps.unsqueeze(3))  # (B, g, T, H*W)
-        return (logits + self.bias.view(1, g, 1, 1)).view(b, g, frames, h, w)
+        taps = taps.unflatten(0, (b, frames)).unflatten(2, (g, 3))  # (B, T, g, kt, H, W)
+        # the flipped temporal taps: frame t gets tap 1 of frame t, tap 0 of t+1 and tap 2 of t-1
+        logits = taps[:, :, :, 1] + self.bias.view(1, 1, g, 1, 1)  # (B, T, g, H, W), fresh
+        logits[:, :-1].add_(taps[:, 1:, :, 0])
+        logits[:, 1:].add_(taps[:, :-1, :, 2])
+        return logits.transpose(1, 2)  # (B, g, T, H, W) in (B, T, g) memory order: the shift's layout
 
 
 class GateActivation(nn.Module):
