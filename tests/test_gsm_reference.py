@@ -19,7 +19,7 @@ VARIANTS = {
     "gsf-half-the-channels": lambda: GateShiftFuse(24, 2, channel_ratio=50, interleave=True),
 }
 # below and above the frame size where the gate conv's window sums switch from col2im to slices
-SIZES = [(5, 6), (24, 25)]
+SIZES = [(5, 6), (12, 13)]
 assert SIZES[0][0] * SIZES[0][1] < SLICED_FOLD_POSITIONS <= SIZES[1][0] * SIZES[1][1]
 
 

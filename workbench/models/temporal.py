@@ -41,7 +41,7 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
 
 
 #: from this many positions per frame on, nine slice additions beat one col2im (measured on CPU)
-SLICED_FOLD_POSITIONS = 24 * 24
+SLICED_FOLD_POSITIONS = 12 * 12
 
 
 def _fold_windows(parts: torch.Tensor) -> torch.Tensor:
@@ -201,7 +201,7 @@ class GateConv3d(nn.Module):
         g, b = self.groups, bt // frames
         # fold adds partial sum k of a window at offset k - 1 from it; a conv reads input at offset
         # k - 1 into its output: flipping the taps (all three axes) turns one into the other
-        weight = self.weight.flip(2, 3, 4).view(g, c // g, 27).transpose(1, 2)  # (g, 27, C/g)
+        weight = self.weight.view(g, c // g, 27).flip(2).transpose(1, 2)  # (g, 27, C/g)
         partial = torch.matmul(weight, x.view(bt, g, c // g, h * w))  # (B*T, g, 27, H*W)
         taps = fold_windows(partial.view(bt, g * 3, 3, 3, h, w))  # (B*T, g*3, H, W)
         taps = taps.unflatten(0, (b, frames)).unflatten(2, (g, 3))  # (B, T, g, kt, H, W)
