@@ -118,7 +118,7 @@ def _route_shift(position: float, options: Mapping[str, Any]) -> tuple[Route, ..
 def _route_gates(mark: str) -> RoutingFn:
     def routes(position: float, options: Mapping[str, Any]) -> tuple[Route, ...]:
         group = int(position * int(options.get("gate_groups", 2)))
-        # GateShift.arrive: even groups receive frame t+1, odd groups frame t-1
+        # temporal.arrive: even groups receive frame t+1, odd groups frame t-1
         offset = 1 if group % 2 == 0 else -1
         return ((0, "gated", f"1-g{mark}"), (offset, "gated", f"g{mark}"))
 

@@ -40,6 +40,111 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(b * t, c, h, w)
 
 
+#: from this many positions per frame on, nine slice additions beat one col2im (measured on CPU)
+SLICED_FOLD_POSITIONS = 12 * 12
+
+
+def _fold_windows(parts: torch.Tensor) -> torch.Tensor:
+    n, c, kh, kw, h, w = parts.shape
+    if h * w < SLICED_FOLD_POSITIONS and kh * kw > 3:
+        return F.fold(parts.reshape(n, c * kh * kw, h * w), (h, w), (kh, kw), padding=(kh // 2, kw // 2))
+    out = parts.new_zeros(n, c, h + kh - 1, w + kw - 1)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + h, j : j + w].add_(parts[:, :, i, j])
+    return out[:, :, kh // 2 : kh // 2 + h, kw // 2 : kw // 2 + w]
+
+
+class _FoldWindows(torch.autograd.Function):
+    """col2im of (kh, kw) windows, "same" padding; its backward gathers the windows from a padded view."""
+
+    @staticmethod
+    def forward(ctx, parts: torch.Tensor) -> torch.Tensor:
+        ctx.kernel = parts.shape[2:4]
+        return _fold_windows(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        kh, kw = ctx.kernel
+        padded = F.pad(grad, (kw // 2, kw // 2, kh // 2, kh // 2))
+        return padded.unfold(2, kh, 1).unfold(3, kw, 1).permute(0, 1, 4, 5, 2, 3)
+
+
+def fold_windows(parts: torch.Tensor) -> torch.Tensor:
+    """col2im, "same" padding: (N, C, kh, kw, H, W) -> (N, C, H, W), part (i, j) moved by (i-kh//2, j-kw//2).
+
+    `F.fold` for small frames, slice additions into a fresh padded buffer for large ones (several
+    times faster than col2im's loop there) and for a (3, 1) kernel. The backward gathers each
+    window from a padded view of the gradient in one strided copy, several times faster than
+    im2col (`F.unfold`), and builds no zero-filled gradient per slice as autograd would.
+    """
+    if torch.is_grad_enabled() and parts.requires_grad:
+        return _FoldWindows.apply(parts)
+    return _fold_windows(parts)
+
+
+def arrive(out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
+    """Add, in place, each group's gated x6 one frame back (even groups) or forward (odd groups) to `out`.
+
+    (B, T, G, c, H, W) tensors, gates g6 (B, T, G, 1, H, W). `out` must be a fresh intermediate,
+    never a module input: then the in-place slice updates are safe for autograd and save full-size
+    copies in every block.
+    """
+    for g in range(x6.shape[2]):
+        if g % 2 == 0:  # frame t receives gate * x from t+1
+            out[:, :-1, g].addcmul_(x6[:, 1:, g], g6[:, 1:, g])
+        else:  # frame t receives gate * x from t-1
+            out[:, 1:, g].addcmul_(x6[:, :-1, g], g6[:, :-1, g])
+    return out
+
+
+def routed(x6: torch.Tensor, g6: torch.Tensor, keep: bool) -> torch.Tensor:
+    """The forward of `gated_shift`: kept part (or zeros), then the moved parts added in place."""
+    return arrive(torch.addcmul(x6, x6, g6, value=-1) if keep else torch.zeros_like(x6), x6, g6)
+
+
+class _GatedShift(torch.autograd.Function):
+    """GSM's routing (1 - g) * x + (g * x moved one frame), or the moved part alone, with a short backward.
+
+    For group direction d (frame t receives t+d), with the output gradient G moved the other way,
+    D = G moved by -d (minus G when the kept part is included): the input gradient is G + g * D
+    (g * D for the moved part alone), the gate gradient sum_c x * D. Autograd's own backward of the
+    slice updates builds several zero-filled full-size tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, x6: torch.Tensor, g6: torch.Tensor, keep: bool) -> torch.Tensor:
+        ctx.save_for_backward(x6, g6)
+        ctx.keep = keep
+        return routed(x6, g6, keep)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        x6, g6 = ctx.saved_tensors
+        # D: where each frame's gated part went, less where it was (if it was kept there)
+        moved = -grad if ctx.keep else torch.zeros_like(grad)
+        for g in range(x6.shape[2]):
+            if g % 2 == 0:  # frame s went to s-1
+                moved[:, 1:, g] += grad[:, :-1, g]
+            else:  # frame s went to s+1
+                moved[:, :-1, g] += grad[:, 1:, g]
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.addcmul(grad, g6, moved) if ctx.keep else g6 * moved
+        grad_g = (x6 * moved).sum(3, keepdim=True) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_g, None
+
+
+def gated_shift(x6: torch.Tensor, g6: torch.Tensor, keep: bool = True) -> torch.Tensor:
+    """Each group's g * x moved one frame (even groups back, odd forward), plus (1 - g) * x if `keep`.
+
+    (B, T, G, c, H, W) features, gates (B, T, G, 1, H, W); out of place.
+    """
+    if torch.is_grad_enabled() and (x6.requires_grad or g6.requires_grad):
+        return _GatedShift.apply(x6, g6, keep)
+    return routed(x6, g6, keep)
+
+
 class TemporalOp(nn.Module):
     """Base of the operators that mix folded frames: analyses find them by this type."""
 
@@ -71,11 +176,15 @@ class TemporalShift(TemporalOp):
 
 
 class GateConv3d(nn.Module):
-    """Grouped 3x3x3 conv to one gate channel per group, computed as per-frame 2D convs.
+    """Grouped 3x3x3 conv to one gate channel per group, computed as one matmul and two col2im folds.
 
-    The parameter keeps the official `conv3D.weight` layout (groups, C/groups, 3, 3, 3); the forward
-    runs per-frame 2D convs on the folded frames giving each group's three temporal taps, then adds
-    the taps shifted in time. On this CPU that is several times faster than nn.Conv3d with groups.
+    The parameter keeps the official `conv3D.weight` layout (groups, C/groups, 3, 3, 3). The forward
+    contracts the channels first: one batched matmul gives, per group and frame, the 27 kernel taps'
+    partial sums at every position (B*T, groups, 27, H*W); a col2im (`fold_windows`) then adds each
+    spatial tap at its offset, and two slice additions the temporal taps. Same arithmetic
+    as nn.Conv3d with groups on the unfolded clip, several times faster on CPU, where oneDNN runs a
+    conv with one output channel per group badly (benchmarks/gsm_module.py measures it). Plain
+    out-of-place autograd ops throughout.
     """
 
     def __init__(self, channels: int, groups: int = 2) -> None:
@@ -87,29 +196,27 @@ class GateConv3d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(groups))
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        """Folded (B*T, C, H, W) -> (B, T, groups, H, W) pre-activation gates."""
+        """Folded (B*T, C, H, W) -> (B, groups, T, H, W) pre-activation gates (nn.Conv3d's shape)."""
         bt, c, h, w = x.shape
-        g = self.groups
-        # (g, C/g, kt, kh, kw) -> (g*kt, C/g, kh, kw): output channel g*3+kt is tap kt of group g
-        weight2d = self.weight.permute(0, 2, 1, 3, 4).reshape(g * 3, c // g, 3, 3)
-        # one small conv per group on its channel slice: same arithmetic as groups=g, but oneDNN
-        # runs a grouped conv with 3 outputs per group ~2x slower (measured, all four stages)
-        per = c // g
-        taps = torch.stack(
-            [F.conv2d(x[:, i * per : (i + 1) * per], weight2d[3 * i : 3 * i + 3], padding=1)
-             for i in range(g)],
-            dim=1,
-        ).view(bt // frames, frames, g, 3, h, w)
-        # a 3D conv output at t sums tap kt applied to frame t+kt-1
-        gate = shift_time(taps[:, :, :, 0], 1) + taps[:, :, :, 1] + shift_time(taps[:, :, :, 2], -1)
-        return gate + self.bias.view(1, 1, g, 1, 1)
+        g, b = self.groups, bt // frames
+        # fold adds partial sum k of a window at offset k - 1 from it; a conv reads input at offset
+        # k - 1 into its output: flipping the taps (all three axes) turns one into the other
+        weight = self.weight.view(g, c // g, 27).flip(2).transpose(1, 2)  # (g, 27, C/g)
+        partial = torch.matmul(weight, x.view(bt, g, c // g, h * w))  # (B*T, g, 27, H*W)
+        taps = fold_windows(partial.view(bt, g * 3, 3, 3, h, w))  # (B*T, g*3, H, W)
+        taps = taps.unflatten(0, (b, frames)).unflatten(2, (g, 3))  # (B, T, g, kt, H, W)
+        # the flipped temporal taps: frame t gets tap 1 of frame t, tap 0 of t+1 and tap 2 of t-1
+        logits = taps[:, :, :, 1] + self.bias.view(1, 1, g, 1, 1)  # (B, T, g, H, W), fresh
+        logits[:, :-1].add_(taps[:, 1:, :, 0])
+        logits[:, 1:].add_(taps[:, :-1, :, 2])
+        return logits.transpose(1, 2)  # (B, g, T, H, W) in (B, T, g) memory order: the shift's layout
 
 
 class GateActivation(nn.Module):
-    """tanh of the gate logits, returned as (B, groups, T, H, W): the tensor hooks capture."""
+    """tanh of the gate logits (B, groups, T, H, W): the tensor hooks capture."""
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(logits).permute(0, 2, 1, 3, 4)
+        return torch.tanh(logits)
 
 
 def interleave_groups(y: torch.Tensor, groups: int) -> torch.Tensor:
@@ -146,23 +253,9 @@ class GateShift(TemporalOp):
         x6 = x.view(bt // frames, frames, self.gate_groups, c // self.gate_groups, h, w)
         return x6, gates.permute(0, 2, 1, 3, 4).unsqueeze(3)
 
-    def arrive(self, out: torch.Tensor, x6: torch.Tensor, g6: torch.Tensor) -> torch.Tensor:
-        """Add each group's gated features one frame back (even groups) or forward (odd groups).
-
-        `out` is a fresh intermediate, never the module input, so the in-place slice updates are
-        safe for autograd (gradcheck in the tests) and save full-size copies in every block.
-        """
-        for g in range(self.gate_groups):
-            if g % 2 == 0:  # frame t receives gate * x from t+1
-                out[:, :-1, g].addcmul_(x6[:, 1:, g], g6[:, 1:, g])
-            else:  # frame t receives gate * x from t-1
-                out[:, 1:, g].addcmul_(x6[:, :-1, g], g6[:, :-1, g])
-        return out
-
     def route(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """GSM: kept remainder (1 - gate) * x plus the arriving gated part, (B, T, G, C/G, H, W)."""
-        x6, g6 = self.gated_input(x, frames)
-        return self.arrive(torch.addcmul(x6, x6, g6, value=-1), x6, g6)
+        return gated_shift(*self.gated_input(x, frames))
 
     def forward(self, x: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         y = self.route(x, frames_of(x, frames))
@@ -194,7 +287,7 @@ class GateShiftFuse(GateShift):
         """GSF: shifted and kept parts mixed with sigmoid weights per channel group and frame."""
         x6, g6 = self.gated_input(x, frames)
         kept = torch.addcmul(x6, x6, g6, value=-1)
-        shifted = self.arrive(torch.zeros_like(x6), x6, g6)
+        shifted = gated_shift(x6, g6, keep=False)
         out = []
         for g, conv in enumerate(self.fusion):
             s_g, k_g = shifted[:, :, g], kept[:, :, g]  # (B, T, c, H, W)
