@@ -51,8 +51,10 @@ def score_chunk(
     dataset_classes: Sequence[str],
     device: torch.device,
     amp: torch.dtype | None = None,
+    batch_sizes: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Rows for a chunk of decoded videos: batch all perturbed clips of them, score every model."""
+    """Rows for a chunk of decoded videos: batch all perturbed clips of them, score every model;
+    `batch_sizes` (one per group, default config.batch_size) are the clips per pass."""
     frames_out = []
     for g, (spec, members) in enumerate(groups):
         if not decoded:
@@ -65,8 +67,9 @@ def score_chunk(
         order_index = torch.tensor([o.order for o in flat], dtype=torch.int64, device=device)
         positions = torch.from_numpy(video_pos).to(device)
         logp: dict[str, list[torch.Tensor]] = {m.label: [] for m in members}
-        for start in range(0, len(flat), config.batch_size):
-            stop = start + config.batch_size
+        size = batch_sizes[g] if batch_sizes is not None else config.batch_size
+        for start in range(0, len(flat), size):
+            stop = start + size
             # Gather only this batch of perturbed clips: the full stack can be GBs at 224 px.
             batch = clips[positions[start:stop, None], order_index[start:stop]]
             for member in members:
