@@ -208,13 +208,16 @@ def _suggestion(needed: int) -> str:
 
 @dataclass(frozen=True)
 class Budget:
-    """A memory budget for the whole process: `total` bytes of peak resident memory."""
+    """A memory budget: `total` bytes of peak resident memory, of which `held` are taken already (None:
+    this process's resident memory when a batch is planned, so the budget bounds the whole process, as
+    --max-memory does; 0: a budget for the job's own memory, as the app's setting is per analysis)."""
 
     total: int = DEFAULT_MAX_MEMORY
+    held: int | None = None
 
     @classmethod
     def of(cls, memory: Budget | int | str | None) -> Budget:
-        """A budget from bytes, a size text ("2GiB"), a Budget, or None (the default)."""
+        """A whole-process budget from bytes, a size text ("2GiB") or None (the default); a Budget as is."""
         if isinstance(memory, Budget):
             return memory
         return cls(DEFAULT_MAX_MEMORY if memory is None else parse_size(memory))
@@ -228,12 +231,11 @@ class Budget:
         inputs_per_item: float = 1.0,
         reserve: int = 0,
         what: str = "this analysis",
-        resident: int | None = None,
     ) -> int:
         """Items per pass (1..`want`) that fit: each costs a clip's footprint plus `inputs_per_item`
         input clips (perturbed copies, gradients); `reserve` is memory the caller holds besides.
         MemoryBudgetError when not even one fits."""
-        held = (resident_bytes() if resident is None else resident) + reserve
+        held = (resident_bytes() if self.held is None else self.held) + reserve
         one = footprint.job_bytes(backward, 1, inputs_per_item)
         fits = (self.total - held - PASS_SLACK) // (one - PASS_SLACK)
         if fits < 1:
