@@ -125,23 +125,53 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
-@dataclass(frozen=True)
 class Footprint:
-    """What one clip of a model costs: traced live bytes of a forward and of a forward+backward."""
+    """What one clip of a model costs: traced live bytes of a forward and of a forward+backward, each
+    traced the first time it is asked for (a forward-only command never pays for the backward's trace)."""
 
-    model: str  # "resnet50 gsm 8x224": named in messages
-    clip_bytes: int  # one input clip (T, 3, H, W) float32
-    forward_bytes: int  # peak live bytes of one clip's forward in inference mode
-    backward_bytes: int  # peak live bytes of one clip's forward and input-gradient backward
+    def __init__(self, model: nn.Module, shape: tuple[int, ...]) -> None:
+        self.model = _describe(model, shape)  # "resnet50 gsm 8x224": named in messages
+        self.shape = shape
+        self.clip_bytes = 4 * math.prod(shape)  # one input clip (T, 3, H, W) float32
+        self._model = weakref.ref(model)
+        self._traced: dict[bool, int] = {}
+        self._lock = threading.Lock()
+
+    def traced(self, backward: bool) -> int:
+        """Peak live bytes of one clip's forward in inference mode, or of its forward and input-gradient
+        backward (traced once)."""
+        with self._lock:
+            if backward not in self._traced:
+                model = self._model()
+                if model is None:
+                    raise RuntimeError("the model of this footprint is gone")
+                try:
+                    self._traced[backward] = _trace(model, self.shape, backward, "meta")
+                except (NotImplementedError, RuntimeError):  # an op without a meta kernel, or data-dependent
+                    self._traced[backward] = _trace(model, self.shape, backward, "cpu")
+            return self._traced[backward]
+
+    @property
+    def forward_bytes(self) -> int:
+        """Peak live bytes of one clip's forward in inference mode."""
+        return self.traced(False)
+
+    @property
+    def backward_bytes(self) -> int:
+        """Peak live bytes of one clip's forward and input-gradient backward."""
+        return self.traced(True)
 
     def per_clip(self, backward: bool) -> int:
         """Resident bytes one more clip in a pass costs (allocator overhead included)."""
-        traced = self.backward_bytes if backward else self.forward_bytes
-        return int(RSS_PER_TRACED_BYTE * traced)
+        return int(RSS_PER_TRACED_BYTE * self.traced(backward))
 
     def job_bytes(self, backward: bool, items: int, inputs_per_item: float = 1.0) -> int:
         """Bytes a pass of `items` items needs beyond what the process holds already."""
         return PASS_SLACK + items * (self.per_clip(backward) + int(inputs_per_item * self.clip_bytes))
+
+    def __repr__(self) -> str:
+        traced = ", ".join(f"{'backward' if k else 'forward'}={v}" for k, v in sorted(self._traced.items()))
+        return f"Footprint({self.model!r}, clip_bytes={self.clip_bytes}, {traced or 'not traced yet'})"
 
 
 def _describe(model: nn.Module, shape: tuple[int, ...]) -> str:
@@ -179,24 +209,17 @@ _LOCK = threading.Lock()
 
 def measure_footprint(model: nn.Module, shape: tuple[int, ...] | None = None) -> Footprint:
     """The per-clip footprint of `model` on clips of `shape` (T, C, H, W; default: its spec's input),
-    traced once per model and shape (on the meta device; a model whose forward needs real values is
-    traced on the CPU at batch 1 instead)."""
+    kept per model and shape; each kind of pass is traced on first use (on the meta device; a model
+    whose forward needs real values is traced on the CPU at batch 1 instead)."""
     if shape is None:
         spec = model.spec
         shape = (spec.frames, 3, spec.input_size, spec.input_size)
     shape = tuple(int(s) for s in shape[-4:])
     with _LOCK:
-        known = _CACHE.get(model, {}).get(shape)
-    if known is not None:
-        return known
-    try:
-        forward, backward = (_trace(model, shape, grad, "meta") for grad in (False, True))
-    except (NotImplementedError, RuntimeError):  # an op without a meta kernel, or a data-dependent one
-        forward, backward = (_trace(model, shape, grad, "cpu") for grad in (False, True))
-    footprint = Footprint(_describe(model, shape), 4 * math.prod(shape), forward, backward)
-    with _LOCK:
-        _CACHE.setdefault(model, {})[shape] = footprint
-    return footprint
+        known = _CACHE.setdefault(model, {})
+        if shape not in known:
+            known[shape] = Footprint(model, shape)
+        return known[shape]
 
 
 def _suggestion(needed: int) -> str:
