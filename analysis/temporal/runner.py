@@ -10,7 +10,7 @@ merges the part files in chunk order, so the rows are those of a single process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from workbench.models.spec import ModelSpec
 from .classes import class_table, model_label
 from .config import ExperimentConfig, ExperimentError, ExperimentResult
 from .decoding import Item, decoded, input_key
-from .scoring import Member, empty_rows, score_chunk
+from .scoring import Decoded, Member, empty_rows, score_chunk
 from .stats import analyse
 from .store import load_result, write_result
 
@@ -171,21 +171,24 @@ def run_experiment(
     try:
         with torch.inference_mode():
             for number in pending:
-                chunk = []
-                for index, item in chunks[number]:
-                    got, clips, error = next(stream)
-                    if got != index:
-                        raise RuntimeError("decoded videos came back out of order")
-                    if clips is None:
-                        if strict:
-                            raise VideoError(f"{error} (run without --strict to skip it)")
-                        reasons[index] = str(error)
-                        note(f"skipped {item.name}: {error}")
-                    else:
-                        chunk.append((index, item, clips))
-                scored = score_chunk(chunk, groups, config, dataset.classes, device, amp, batch_sizes)
+
+                def chunk(number: int = number) -> Iterator[Decoded]:
+                    """The chunk's decoded videos as they come (scored while the next ones decode)."""
+                    for index, item in chunks[number]:
+                        got, clips, error = next(stream)
+                        if got != index:
+                            raise RuntimeError("decoded videos came back out of order")
+                        if clips is None:
+                            if strict:
+                                raise VideoError(f"{error} (run without --strict to skip it)")
+                            reasons[index] = str(error)
+                            note(f"skipped {item.name}: {error}")
+                        else:
+                            yield index, item, clips
+
+                scored = score_chunk(chunk(), groups, config, dataset.classes, device, amp, batch_sizes)
                 parts.save(number, scored)
-                del chunk
+                del scored
                 done += len(chunks[number])
                 bar.update(len(chunks[number]))
                 if progress is not None:
