@@ -11,10 +11,18 @@ and input shape and is kept.
 The process's peak resident memory (what `--max-memory` bounds) is more than the live tensors: the
 allocator keeps freed blocks, oneDNN convolutions take scratch buffers. Measured on the CPU (torch
 2.13, 2 threads, a ResNet-50 GSM at 8x224, one fresh process per row, VmHWM minus VmRSS before the
-pass): forward-only 144 / 214 / 457 MiB at batch 1 / 2 / 4 against 90 / 181 / 361 MiB traced;
-forward+backward 888 / 1780 / 3177 MiB against 749 / 1496 / 2991 traced. So a clip is planned at
-`RSS_PER_TRACED_BYTE` x its traced bytes plus `PASS_SLACK` per pass, which covers every row above
-(1.06-1.19x for backward, up to 1.6x on the small forward rows) with 5-25% to spare.
+pass), measured / traced MiB:
+
+    model                         forward, batch 1 / 2 / 4           forward+backward, batch 1 / 2 / 4
+    ResNet-50 GSM 8x224           144/90, 214/181, 457/361           888/749, 1780/1496, 3177/2991
+    GSM BN-Inception 8x224        94/54, -, 253/214                  441/364, 812/728, -
+    torchvision r2plus1d_18 16x112  132/94, 199/188, -               652/480, 1173/960, 2070/1919
+
+So a clip is planned at `RSS_PER_TRACED_BYTE` x its traced bytes plus `PASS_SLACK` per pass: every
+row above is under its estimate (the closest: r2plus1d forward+backward at batch 1, 652 of 698 MiB;
+3D convolutions take column buffers inside the kernel that no trace sees, 1.1-1.4x). The trace
+itself costs a forward's worth of Python on first use in a process (~1.4 s of that is torch's meta
+kernels being imported), nothing after.
 
 A `Budget` turns that into batch sizes: what is left of the budget after what the process already
 holds (its resident memory now: the interpreter, torch, the loaded models, decoded videos) and what
