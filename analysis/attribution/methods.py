@@ -12,11 +12,14 @@ hooks, and a model shared with other threads must never carry them.
 
 Defaults:
 - baselines: zeros in the model's normalised input space, i.e. the dataset-mean colour.
-- Integrated Gradients: 32 Gauss-Legendre steps, all in one batch (internal_batch_size = steps),
+- Integrated Gradients: 32 Gauss-Legendre steps, as many per pass as the memory budget holds,
   with Captum's convergence delta (convergence_delta=False skips its two extra forward passes).
 - SmoothGrad: 8 noisy samples of Saliency, noise std 0.15 x the clip's value range.
 - Occlusion: a window of 2 frames x 3 channels x (S/6)^2 pixels, stride 1 frame x S/12 pixels,
-  baseline 0, 32 perturbed clips per forward pass.
+  baseline 0, as many perturbed clips per forward pass as the memory budget holds.
+- Items per pass an option leaves open (None) follow from the model's measured footprint and the
+  `memory` budget of `attribute` (workbench.models.memory; the table's `batching` column says which
+  option); a method that cannot fit one clip is refused before it runs.
 - Temporal FeatureAblation: one frame (or `block` consecutive frames) replaced by the baseline.
 - LayerGradCam: on `layer4` (the last stage), ReLU'd, upsampled to the input (bilinear per frame
   for 2D schemes, trilinear over time and space for 3D ones).
