@@ -99,7 +99,7 @@ def write_dataset(folder: Path, video: Path, per_class: int = 2) -> Path:
     return folder
 
 
-def bare_seconds(model: torch.nn.Module, rounds: int = 2) -> tuple[float, float]:
+def bare_seconds(model: torch.nn.Module, rounds: int = 3) -> tuple[float, float]:
     """Median seconds of one forward and of one forward+input-backward at batch 1 on the model's input."""
     spec = model.spec
     clip = torch.randn(1, spec.frames, 3, spec.input_size, spec.input_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,7 +88,9 @@ def _ahead(dataset: DecodeDataset, depth: int) -> Iterator[tuple[int, list[torch
 
     Decoding (the decoder's C code and one-thread preprocessing) runs while the model runs, so the
     runner's time approaches the bare forward passes'. The thread uses one torch thread (its own
-    setting: torch's thread count is per thread) and stops when the consumer stops."""
+    setting: torch's thread count is per thread) and stops when the consumer stops. (Recording the
+    warnings swaps the warnings module's state for the duration of one decode; a warning the main
+    thread raises meanwhile is said with that video's, later, not lost.)"""
     out: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -104,7 +107,12 @@ def _ahead(dataset: DecodeDataset, depth: int) -> Iterator[tuple[int, list[torch
         torch.set_num_threads(1)
         try:
             for position in range(len(dataset)):
-                if not put(dataset[position]):
+                # a video's warnings (a cut file, ...) are said when the consumer takes it, in order, and
+                # not at all for videos decoded ahead of a run that stops
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    value = dataset[position]
+                if not put((value, caught)):
                     return
         except BaseException as err:  # re-raised in the consumer, in order
             put(err)
@@ -120,7 +128,10 @@ def _ahead(dataset: DecodeDataset, depth: int) -> Iterator[tuple[int, list[torch
                 return
             if isinstance(value, BaseException):
                 raise value
-            yield value
+            entry, caught = value
+            for warning in caught:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            yield entry
     finally:
         stop.set()
         thread.join()
