@@ -14,7 +14,6 @@ import torch
 import workbench as wb
 from analysis.attribution import attribute, deletion_insertion
 from analysis.temporal import ExperimentConfig, run_experiment
-from analysis.temporal.runner import LATER_BYTES
 from tests.conftest import randomize
 from tests.test_temporal import fresh_model
 from workbench.cli import main
@@ -128,7 +127,7 @@ def test_temporal_rows_do_not_depend_on_the_batch(tiny_probe: Path) -> None:
     config = ExperimentConfig(perturbations=("reverse", "shuffle"), permutations=2, bootstrap=50,
                               chunk_videos=8)
     roomy = run_experiment({"gsm": model}, tiny_probe, config)
-    chunk = 2 * config.chunk_videos * measure_footprint(model).clip_bytes + LATER_BYTES
+    chunk = 2 * config.chunk_videos * measure_footprint(model).clip_bytes
     budget = Budget(job_budget(model, 3.5, False).total + chunk, held=0)
     tight = run_experiment({"gsm": model}, tiny_probe, config, memory=budget)
     assert roomy.run["execution"]["batch_sizes"] == [64]
@@ -194,12 +193,12 @@ def test_app_memory_setting_changes_the_batch() -> None:
     at.multiselect(key="temporal_perturbations").set_value(["reverse"])
     at.number_input(key="temporal_permutations").set_value(1)
     batches = {}
-    for memory in ("4GiB", "520MiB"):
+    for memory in ("4GiB", "120MiB"):
         at.sidebar.text_input(key="analysis_memory").set_value(memory).run()
         at.button(key="temporal_run").click().run()
         assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
         batches[memory] = at.session_state["temporal_result"][1].run["execution"]["batch_sizes"]
     assert batches["4GiB"] == [64]
-    assert 1 <= batches["520MiB"][0] < 16
+    assert 1 <= batches["120MiB"][0] < 16
     at.sidebar.text_input(key="analysis_memory").set_value("lots").run()
     assert any("bad memory size 'lots'" in e.value for e in at.sidebar.error)

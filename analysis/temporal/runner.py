@@ -36,11 +36,6 @@ __all__ = ["dataset_items", "run_experiment"]
 
 ProgressFn = Callable[[int, int], None]
 AMP_NAMES = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}
-# Held besides the batches, grown after the plan: the decode thread's video at its own resolution (frames
-# as floats while they are resized), the part files' and statistics' libraries (pyarrow, scipy) and
-# the merged table. Measured: a torchvision r2plus1d_18 (16x112) run on 640x272 videos peaked 0.3 GiB
-# over a 2 GiB budget planned without it.
-LATER_BYTES = 384 * 2**20
 
 
 def dataset_items(dataset: VideoDataset) -> list[Item]:
@@ -70,12 +65,11 @@ def plan_batches(
     memory: Budget | int | str | None,
 ) -> list[int]:
     """Clips per pass of each input group under the budget: a pass holds one batch of perturbed clips
-    and one model's activations; the decoded chunk (and the one decoded ahead) are held besides, and
-    `LATER_BYTES` for what grows after the plan."""
+    and one model's activations; the decoded chunk (and the one decoded ahead) are held besides."""
     budget = Budget.of(memory)
     footprints = [[measure_footprint(m.model, (spec.frames, 3, spec.input_size, spec.input_size))
                    for m in members] for spec, members in groups]
-    chunk = 2 * config.chunk_videos * sum(f[0].clip_bytes for f in footprints) + LATER_BYTES
+    chunk = 2 * config.chunk_videos * sum(f[0].clip_bytes for f in footprints)
     return [min(budget.batch(f, False, config.batch_size, reserve=chunk, what="temporal-test")
                 for f in group) for group in footprints]
 

@@ -57,6 +57,12 @@ __all__ = ["DEFAULT_MAX_MEMORY", "Budget", "Footprint", "format_size", "measure_
 DEFAULT_MAX_MEMORY = 4 * 2**30  # a whole command under 4 GiB peak RSS on the CPU
 RSS_PER_TRACED_BYTE = 1.25  # resident bytes per live tensor byte (allocator, oneDNN scratch): measured above
 PASS_SLACK = 96 * 2**20  # per pass: library buffers that do not grow with the batch
+# A whole-process budget also keeps room for what a command holds after it planned its batches: a video
+# decoded ahead at its own resolution (frames as floats while they are resized), libraries imported
+# later (pyarrow for part files, scipy for intervals, plotly for figures), the tables. Measured without
+# it (benchmarks/real_size.py, 640x272 video): temporal-test of a torchvision r2plus1d_18 peaked 0.3 GiB
+# over a 2 GiB budget and its Grad-CAM reached it; with it every row stayed under.
+GROWTH_BYTES = 384 * 2**20
 UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?i?)b?\s*$", re.IGNORECASE)
@@ -254,8 +260,9 @@ def _suggestion(needed: int) -> str:
 @dataclass(frozen=True)
 class Budget:
     """A memory budget: `total` bytes of peak resident memory, of which `held` are taken already (None:
-    this process's resident memory when a batch is planned, so the budget bounds the whole process, as
-    --max-memory does; 0: a budget for the job's own memory, as the app's setting is per analysis)."""
+    this process's resident memory when a batch is planned plus GROWTH_BYTES, so the budget bounds the
+    whole process, as --max-memory does; 0: a budget for the job's own memory, as the app's setting is
+    per analysis)."""
 
     total: int = DEFAULT_MAX_MEMORY
     held: int | None = None
@@ -280,7 +287,7 @@ class Budget:
         """Items per pass (1..`want`) that fit: each costs a clip's footprint plus `inputs_per_item`
         input clips (perturbed copies, gradients); `reserve` is memory the caller holds besides.
         MemoryBudgetError when not even one fits."""
-        held = (resident_bytes() if self.held is None else self.held) + reserve
+        held = (resident_bytes() + GROWTH_BYTES if self.held is None else self.held) + reserve
         one = footprint.job_bytes(backward, 1, inputs_per_item)
         fits = (self.total - held - PASS_SLACK) // (one - PASS_SLACK)
         if fits < 1:
