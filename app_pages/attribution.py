@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from analysis import attribution, attribution_figures
 from app_pages import shared
@@ -36,11 +37,18 @@ def _map(source: ModelSource, video: str, video_stamp: str, method: str, target:
     model = shared.load_source(source)
     key = ("attribution", source.path, file_stamp(source.path), video, video_stamp, method, target, options,
            shared.decoder())
-    backward = method != "temporal_ablation"  # every method but ablation runs backward passes
-    batch = dict(options).get("steps", 32) if method == "integrated_gradients" else 1
-    cost = shared.job_cost(model, clips=batch, backward=backward)
+    budget = shared.memory_budget()
+    row = attribution.METHODS[method]
+    spec = model.spec
+    shape = torch.empty(1, spec.frames, 3, spec.input_size, spec.input_size, device="meta")
+    # the items per pass the session's budget holds (what the job will run with): its cost in the queue
+    planned = attribution.batched_options(row, row.parse(dict(options)), model, shape, budget)
+    clips = getattr(planned, row.batching.option) if row.batching is not None else 1
+    inputs = row.batching.inputs_per_item if row.batching is not None else 1.0
+    cost = shared.job_cost(model, clips=clips, backward=row.backward, inputs_per_item=inputs)
     return run_heavy(key, f"{attribution.method_label(method)} of {source.label}", cost, 10.0,
-                     lambda: attribution.explain_video(model, video, method, target, **dict(options)))
+                     lambda: attribution.explain_video(model, video, method, target, memory=budget,
+                                                       **dict(options)))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

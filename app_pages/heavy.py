@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from workbench.models.memory import parse_size
 from workbench.models.pass_time import about, pass_time
 from workbench.work_queue import WorkQueue
 
@@ -26,16 +27,6 @@ T = TypeVar("T")
 BUDGET_VAR = "WORKBENCH_SERVER_MEMORY"  # memory all sessions' heavy work may use together, e.g. "8GiB"
 SLOTS_VAR = "WORKBENCH_SLOTS"  # heavy jobs at once (default 1: the cores are shared anyway)
 DEFAULT_BUDGET = "4GiB"
-
-
-UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes of "8GiB", "1500MB", "2g" (binary units)."""
-    cleaned = text.strip().lower().removesuffix("b").removesuffix("i")
-    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned and cleaned[-1] in UNITS else (cleaned, "")
-    return int(float(number) * UNITS.get(unit, 1))
 
 
 @st.cache_resource(show_spinner=False)

@@ -29,10 +29,11 @@ from workbench import access
 from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp
 from workbench.demo import TEST_SEED, demo_probe_dir
 from workbench.device import prepare_model, resolve_device
-from workbench.errors import CheckpointError, DatasetError, VideoError
+from workbench.errors import CheckpointError, DatasetError, OptionError, VideoError
 from workbench.evaluate import evaluate_model
 from workbench.masks import probe_mask
 from workbench.models import SCHEMES, load_model
+from workbench.models.memory import Budget, measure_footprint, parse_size
 from workbench.probe import mask_path
 from workbench.video import get_decoder, using_decoder, video_info
 
@@ -43,6 +44,8 @@ VIDEO_ERRORS = (VideoError, OSError, ValueError)
 
 CHOSEN_MODELS = "chosen_models"  # session_state key: list[ModelSource] picked in the sidebar
 CHOSEN_CLIP = "chosen_clip"  # session_state key: ClipSource | None picked in the sidebar
+MEMORY = "analysis_memory"  # session_state key: the sidebar's memory per analysis ("4GiB")
+DEFAULT_MEMORY = "4GiB"
 
 
 def is_gated(source: ModelSource) -> bool:
@@ -158,14 +161,23 @@ def _mask_stamp(video: str) -> str:
     return file_stamp(mask) if mask.is_file() else ""
 
 
-def job_cost(model: torch.nn.Module, clips: int = 1, backward: bool = False) -> int:
-    """Bytes a job on `clips` clips of this model needs, roughly: the weights, and the activations of
-    its input size (a forward keeps few of them at once; a backward keeps all)."""
-    spec = model.spec
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    pixels = spec.frames * spec.input_size**2
-    activations = pixels * 4 * (400 if backward else 40)  # ~bytes per input pixel held (measured order)
-    return int(weights + clips * activations)
+def memory_budget() -> Budget:
+    """This session's memory per analysis (the sidebar's Settings): batches are planned to fit it, on
+    top of what the server holds already (models, other sessions), so `held` is 0."""
+    text = st.session_state.get(MEMORY) or DEFAULT_MEMORY
+    try:
+        return Budget(parse_size(text), held=0)
+    except OptionError:  # the sidebar shows the problem; the analysis keeps the default
+        return Budget(parse_size(DEFAULT_MEMORY), held=0)
+
+
+def job_cost(
+    model: torch.nn.Module, clips: int = 1, backward: bool = False, inputs_per_item: float = 1.0
+) -> int:
+    """Bytes a job of `clips` clips per pass of this model needs, from its measured footprint
+    (workbench.models.memory); its batches are planned within this session's budget, so at most that."""
+    footprint = measure_footprint(model)
+    return min(footprint.job_bytes(backward, clips, inputs_per_item), memory_budget().total)
 
 
 def gates_on_clip(source: ModelSource, clip: ClipSource) -> GateReport:
@@ -176,9 +188,11 @@ def gates_on_clip(source: ModelSource, clip: ClipSource) -> GateReport:
     model = load_source(source)
 
     def compute() -> GateReport:
-        return gate_report(model, clip.path, probe_mask(clip.path))
+        return gate_report(model, clip.path, probe_mask(clip.path), memory=budget)
 
-    return run_heavy(key, f"the gates of {source.label}", job_cost(model, clips=30), 5.0, compute)
+    budget = memory_budget()
+    # the budget only refuses or not: results do not depend on it, so it is not part of the key
+    return run_heavy(key, f"the gates of {source.label}", job_cost(model, backward=True), 5.0, compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -17,16 +17,19 @@ from workbench.app_state import (
     unique_label,
     video_path,
 )
-from workbench.errors import UserError
+from workbench.errors import OptionError, UserError
 from workbench.model_options import parse_model_options
 from workbench.models import load_model, save_model
 from workbench.models.inspect import describe_checkpoint, describe_model
+from workbench.models.memory import parse_size
 from workbench.video import VIDEO_EXTENSIONS, available_decoders
 
 from .sessions import session_uploads
 from .shared import (
     CHOSEN_CLIP,
     CHOSEN_MODELS,
+    DEFAULT_MEMORY,
+    MEMORY,
     MODEL_ERRORS,
     VIDEO_ERRORS,
     clip_info,
@@ -265,8 +268,17 @@ def chosen_decoder() -> str | None:
 
 
 def _settings() -> None:
-    """Settings of this session: the video decoder."""
+    """Settings of this session: the video decoder and the memory per analysis."""
     with st.expander("Settings"):
+        st.text_input("Memory per analysis", value=DEFAULT_MEMORY, key=MEMORY,
+                      help="How much memory one analysis of this session may take, e.g. 2GiB or 512MiB: "
+                           "clips per pass (Integrated Gradients' steps, SmoothGrad's samples, Occlusion's "
+                           "patches, deletion curves, temporal-test batches) follow from each model's "
+                           "measured footprint; an analysis that cannot fit one clip says how much it needs.")
+        try:
+            parse_size(st.session_state.get(MEMORY) or DEFAULT_MEMORY)
+        except OptionError as err:
+            st.error(f"{err}; using {DEFAULT_MEMORY}", icon=":material/error:")
         choices = ["auto", *available_decoders()]
         st.selectbox("Video decoder", choices, key=DECODER, format_func=lambda n: DECODER_NAMES.get(n, n),
                      help="Which library decodes videos for this session: decord is the fast path where it "

@@ -168,7 +168,8 @@ if target == DATASET:
 
         try:
             result = temporal.run_experiment(models, data, config, checkpoints=checkpoints, progress=report,
-                                             command="app: Temporal reasoning page")
+                                             command="app: Temporal reasoning page",
+                                             memory=shared.memory_budget())
             st.session_state[RESULT] = (_request_key(data), result)
         except (UserError, FileNotFoundError, ValueError) as err:
             st.error(shared.error_message(err), icon=":material/error:")

@@ -3,7 +3,8 @@
 Both sides score the same perturbed clips with the same models and batch size. "Bare" is only
 `model(batch)` under inference_mode on clips decoded and perturbed beforehand (an upper bound);
 the runner does everything: decode each video once, build the perturbed orders, forward, rows,
-part files, statistics. Target: runner >= 0.8x bare. Rounds alternate the two sides so load from
+part files, statistics. Target (issue 16): runner >= 0.95x bare (videos decode in a thread while the
+model runs, and each batch runs as soon as its videos are in). Rounds alternate the two sides so load from
 other processes hits both alike; the figure is the median over rounds, in clips per wall-clock
 second and per CPU-second of this process (the steadier one on a shared machine; use --threads 1
 there, as threads waiting on each other burn CPU time).
@@ -30,6 +31,8 @@ from workbench.datasets import open_dataset  # noqa: E402
 from workbench.demo import demo_checkpoints, demo_probe_dir  # noqa: E402
 from workbench.probe import class_kinds, class_names, mirror_table  # noqa: E402
 from workbench.video import load_clips  # noqa: E402
+
+TARGET = 0.95
 
 
 def models_for(schemes: list[str]) -> dict[str, torch.nn.Module]:
@@ -116,7 +119,7 @@ def main() -> None:
         bare, runner = statistics.median(rates["bare"]), statistics.median(rates["runner"])
         ratio = runner / bare
         print(f"{name:9s}: bare {bare:6.1f}, runner {runner:6.1f} clips/s -> ratio runner/bare = {ratio:.2f} "
-              f"(target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'})")
+              f"(target >= {TARGET:.2f}: {'met' if ratio >= TARGET else 'NOT met'})")
 
 
 if __name__ == "__main__":

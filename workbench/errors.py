@@ -44,6 +44,10 @@ class ExperimentError(AnalysisError):
     """A frame-order experiment cannot run as asked (classes do not fit, no models, ...)."""
 
 
+class MemoryBudgetError(AnalysisError):
+    """Work that does not fit the memory budget even at batch 1; the message says what would fit."""
+
+
 class ReportError(AnalysisError):
     """A report cannot be built (nothing to report, a figure that cannot be drawn, ...)."""
 

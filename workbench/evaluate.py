@@ -14,15 +14,17 @@ from .errors import DatasetError, VideoError
 from .fingerprints import file_sha256
 from .models import load_model
 from .models.inference import predict_logits
+from .models.memory import Budget, measure_footprint
 from .progress import Progress
 from .video import load_clip
 
 
 def evaluate_model(
     model: torch.nn.Module, data: str | Path, progress: Progress | bool | None = None,
-    amp: torch.dtype | None = None, strict: bool = False,
+    amp: torch.dtype | None = None, strict: bool = False, memory: Budget | int | str | None = None,
 ) -> dict[str, Any]:
     """Run every video of `data` (and its time reversal) through `model` (on its device); return metrics.
+    Clips per pass: 64 at most, fewer when the `memory` budget holds fewer.
     A video that cannot be decoded is skipped and listed with its reason (`skipped`), or stops the
     evaluation with `strict`. `progress(done, total)` (a callable) after each video."""
     spec = model.spec
@@ -40,13 +42,16 @@ def evaluate_model(
         if not batch:
             return
         x = torch.cat(batch)
-        both = predict_logits(model, torch.cat((x, x.flip(1))), amp=amp).argmax(1)
+        both = predict_logits(model, torch.cat((x, x.flip(1))), batch_size=passes, amp=amp).argmax(1)
         preds.extend(both[: len(batch)].tolist())
         rev_preds.extend(both[len(batch) :].tolist())
         labels.extend(batch_labels)
         batch.clear()
         batch_labels.clear()
 
+    # 32 videos and their reversals held decoded besides the pass
+    passes = Budget.of(memory).batch(measure_footprint(model), False, 64, reserve=64 * 4 * spec.frames * 3
+                                     * spec.input_size**2, what="evaluate")
     skipped = []
     total = len(dataset.items)
     for done, item in enumerate(dataset.items):
@@ -112,12 +117,13 @@ def metrics_from_predictions(
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str | Path, progress: Progress | bool | None = None,
     device: torch.device | None = None, amp: torch.dtype | None = None, strict: bool = False,
+    memory: Budget | int | str | None = None,
 ) -> dict[str, Any]:
     """Load `checkpoint` and evaluate it on `data` (on `device`, default the CPU)."""
     model = load_model(checkpoint)
     if device is not None:
         model = prepare_model(model, device)
-    report = evaluate_model(model, data, progress, amp, strict)
+    report = evaluate_model(model, data, progress, amp, strict, memory)
     report.update(checkpoint=str(checkpoint), sha256=file_sha256(checkpoint), data=str(data))
     return report
 

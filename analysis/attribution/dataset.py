@@ -17,6 +17,7 @@ from workbench import distributed, rundir
 from workbench.datasets import VideoDataset, open_dataset, skipped_record, unreadable_reason
 from workbench.errors import AnalysisError, VideoError
 from workbench.masks import clip_mask
+from workbench.models.memory import Budget
 from workbench.models.spec import ModelSpec
 from workbench.probe import load_mask, mask_path
 from workbench.progress import Progress
@@ -83,6 +84,7 @@ class _Tally:
 def _score_items(
     models: dict[str, nn.Module], dataset: VideoDataset, root: Path, items: Sequence, methods: Sequence[str],
     target: str | int, curve_steps: int, seed: int, bar: _Tally, options: MethodOptions, strict: bool,
+    memory: Budget | int | str | None = None,
 ) -> pd.DataFrame:
     """Per-clip metric rows of every model x method for some dataset items (undecodable ones skipped)."""
     rows = []
@@ -117,7 +119,7 @@ def _score_items(
                 # which process scored it or what it scored before
                 torch.manual_seed(seed + zlib.crc32(f"{relative}|{name}|{method}".encode()))
                 scored = score_clip(model, clip, method, chosen, mask=mask, curve_steps=curve_steps,
-                                    **dict(options.get(method, {})))
+                                    memory=memory, **dict(options.get(method, {})))
                 rows.append({"model": name, "scheme": spec.scheme, "method": method,
                              "clip": relative, "label": item.label_name,
                              "predicted": spec.class_names[predicted], **scored.row})
@@ -140,6 +142,7 @@ def score_dataset(
     chunk_clips: int = 8,
     seed: int = 0,
     strict: bool = False,
+    memory: Budget | int | str | None = None,
 ) -> pd.DataFrame:
     """Per-clip metrics of every model x method over a dataset (localisation where masks exist).
 
@@ -170,7 +173,7 @@ def score_dataset(
                  progress if callable(progress) and context.is_main else None)
     for number in pending:
         parts.save(number, _score_items(models, dataset, root, chunks[number], methods, target,
-                                        curve_steps, seed, bar, options or {}, strict))
+                                        curve_steps, seed, bar, options or {}, strict, memory))
     distributed.barrier()  # every rank's parts are on disk
     finished = [part for part in parts.read(len(chunks)) if not part.empty]
     results = pd.concat(finished, ignore_index=True) if finished else pd.DataFrame()

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from workbench.models.inference import predict_logits
+from workbench.models.memory import Budget, measure_footprint
 
 __all__ = ["Faithfulness", "class_probabilities", "deletion_insertion"]
 
@@ -58,9 +59,13 @@ def deletion_insertion(
     steps: int = 16,
     unit: str = "pixel",
     baseline: float = 0.0,
+    *,
+    memory: Budget | int | str | None = None,
 ) -> Faithfulness:
-    """Deletion/insertion curves of a map; removed values become `baseline` (the mean colour)."""
-    # built on the CPU; class_probabilities moves each batch to the model's device
+    """Deletion/insertion curves of a map; removed values become `baseline` (the mean colour).
+    The 2 x (steps + 1) perturbed clips run in as few passes as the `memory` budget allows, each
+    batch built just before its pass (at 224 px the whole stack is hundreds of MB)."""
+    # built on the CPU; predict_logits moves each batch to the model's device
     clip = clip.reshape(1, *clip.shape[-4:]).float().cpu()
     frames, channels, height, width = clip.shape[1:]
     order, units = _ranked_units(attribution_map, unit)
@@ -73,10 +78,19 @@ def deletion_insertion(
         rank = rank.view(frames, 1, 1, 1).expand(frames, 1, height, width)
     else:
         rank = rank.view(frames, 1, height, width)
-    top = torch.stack([rank < int(k) for k in counts])  # (steps+1, T, 1, H, W)
-    base = torch.full_like(clip, baseline)
-    deleted = torch.where(top, base, clip)
-    inserted = torch.where(top, clip, base)
-    probs = class_probabilities(model, torch.cat([deleted, inserted]), target)
     n = counts.size
+    # pass item i: deletion at counts[i] for i < n, insertion at counts[i - n] after
+    batch = Budget.of(memory).batch(measure_footprint(model, tuple(clip.shape[1:])), False, 2 * n,
+                                    inputs_per_item=2.0, what="deletion/insertion curves")
+    base = torch.full_like(clip, baseline)
+    probs = []
+    for start in range(0, 2 * n, batch):
+        items = range(start, min(2 * n, start + batch))
+        top = torch.stack([rank < int(counts[i % n]) for i in items])  # (b, T, 1, H, W)
+        deleting = torch.tensor([i < n for i in items]).view(-1, 1, 1, 1, 1)
+        # deletion: top units -> baseline; insertion: only the top units kept
+        perturbed = torch.where(top == deleting, base, clip)
+        logits = predict_logits(model, perturbed)
+        probs.append(torch.softmax(logits, dim=1)[:, target])
+    probs = torch.cat(probs).numpy()
     return Faithfulness(fractions=counts / units, deletion=probs[:n], insertion=probs[n:], unit=unit)

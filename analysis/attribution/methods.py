@@ -12,11 +12,14 @@ hooks, and a model shared with other threads must never carry them.
 
 Defaults:
 - baselines: zeros in the model's normalised input space, i.e. the dataset-mean colour.
-- Integrated Gradients: 32 Gauss-Legendre steps, all in one batch (internal_batch_size = steps),
+- Integrated Gradients: 32 Gauss-Legendre steps, as many per pass as the memory budget holds,
   with Captum's convergence delta (convergence_delta=False skips its two extra forward passes).
 - SmoothGrad: 8 noisy samples of Saliency, noise std 0.15 x the clip's value range.
 - Occlusion: a window of 2 frames x 3 channels x (S/6)^2 pixels, stride 1 frame x S/12 pixels,
-  baseline 0, 32 perturbed clips per forward pass.
+  baseline 0, as many perturbed clips per forward pass as the memory budget holds.
+- Items per pass an option leaves open (None) follow from the model's measured footprint and the
+  `memory` budget of `attribute` (workbench.models.memory; the table's `batching` column says which
+  option); a method that cannot fit one clip is refused before it runs.
 - Temporal FeatureAblation: one frame (or `block` consecutive frames) replaced by the baseline.
 - LayerGradCam: on the model's last spatial feature stage (`workbench.models.feature_layers`: `layer4`
   of a ResNet, `inception_5b` of BN-Inception, `mixed_5c` of S3D, ...), ReLU'd, upsampled to the input
@@ -26,6 +29,7 @@ Defaults:
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,10 +54,11 @@ from workbench.device import model_device
 from workbench.errors import AnalysisError, OptionError
 from workbench.models.feature_layers import feature_stage
 from workbench.models.inference import predict_logits
+from workbench.models.memory import Budget, measure_footprint
 from workbench.models.views import private_view
 
-__all__ = ["METHODS", "Attribution", "Method", "NoOptions", "Output", "as_clip", "attribute",
-    "default_window", "method_label", "predicted_class", "register_method"]
+__all__ = ["METHODS", "Attribution", "Batching", "Method", "NoOptions", "Output", "as_clip", "attribute",
+    "batched_options", "default_window", "method_label", "predicted_class", "register_method"]
 
 
 @dataclass
@@ -98,7 +103,7 @@ class IntegratedGradientsOptions:
     """Integrated Gradients' settings."""
 
     steps: int = 32
-    internal_batch_size: int | None = None  # None: all steps in one batch
+    internal_batch_size: int | None = None  # None: as many steps per pass as the memory budget holds
     baseline: float = 0.0
     convergence_delta: bool = True  # the completeness check the maps are judged by (+2 forward passes)
 
@@ -109,7 +114,7 @@ class SmoothGradOptions:
 
     samples: int = 8
     noise: float = 0.15
-    batch: int | None = None  # samples per pass; None: all at once
+    batch: int | None = None  # samples per pass; None: as many as the memory budget holds
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class OcclusionOptions:
     window_frames: int = 2
     stride_frames: int = 1
     baseline: float = 0.0
-    perturbations_per_eval: int = 32
+    perturbations_per_eval: int | None = None  # None: as many as the memory budget holds
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ class TemporalAblationOptions:
 
     block: int = 1
     baseline: float = 0.0
-    perturbations_per_eval: int | None = None  # None: every frame in one pass
+    perturbations_per_eval: int | None = None  # None: as many frames per pass as the memory budget holds
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,26 @@ RunFn = Callable[[nn.Module, torch.Tensor, int, Any], Output]
 
 
 @dataclass(frozen=True)
+class Batching:
+    """How a method batches its passes: the option holding items per pass (None there: the memory
+    budget decides), how many items it runs in all, and how many input-sized copies each item holds."""
+
+    option: str
+    items: Callable[[Any, torch.Tensor], int]  # (options, clip (1, T, C, H, W)) -> items in all
+    inputs_per_item: float = 2.0
+
+
+def _occlusion_windows(o: Any, clip: torch.Tensor) -> int:
+    _, frames, _, height, width = clip.shape
+    window, stride = default_window(min(height, width))
+    window, stride = o.window or window, o.stride or stride
+    window_frames = min(frames, o.window_frames)
+    along = [(size - w) // s + 1 for size, w, s in ((frames, window_frames, o.stride_frames),
+                                                     (height, window, stride), (width, window, stride))]
+    return math.prod(along)
+
+
+@dataclass(frozen=True)
 class Method:
     """One attribution method, as the table lists it."""
 
@@ -155,6 +180,8 @@ class Method:
     run: RunFn  # (private view, inputs (1,T,C,H,W) requiring grad, target, options) -> Output
     expensive: bool = False  # many forward passes: pages show progress for it
     description: str = ""
+    backward: bool = True  # its passes take gradients (memory: every saved activation per item)
+    batching: Batching | None = None  # None: one pass of one clip
 
     def parse(self, given: Mapping[str, Any] | None = None) -> Any:
         """The method's typed options from keyword values; OptionError naming unknown ones."""
@@ -275,17 +302,22 @@ for _row in (
     Method("saliency", "Saliency", "Saliency", NoOptions, _saliency,
            description="|gradient| of the class score"),
     Method("integrated_gradients", "Integrated Gradients", "IntegratedGradients", IntegratedGradientsOptions,
-           _integrated_gradients, expensive=True, description="gradients along a path from the baseline"),
+           _integrated_gradients, expensive=True, description="gradients along a path from the baseline",
+           batching=Batching("internal_batch_size", lambda o, clip: o.steps, 3.0)),
     Method("smoothgrad", "SmoothGrad", "NoiseTunnel(Saliency)", SmoothGradOptions, _smoothgrad,
-           expensive=True, description="saliency averaged over noisy copies"),
+           expensive=True, description="saliency averaged over noisy copies",
+           batching=Batching("batch", lambda o, clip: o.samples, 3.0)),
     Method("input_x_gradient", "Input × Gradient", "InputXGradient", NoOptions, _input_x_gradient,
            description="input times gradient"),
     Method("guided_backprop", "Guided Backprop", "GuidedBackprop", NoOptions, _guided_backprop,
            description="gradients with negative ReLU gradients dropped"),
     Method("occlusion", "Occlusion", "Occlusion", OcclusionOptions, _occlusion, expensive=True,
-           description="score drop when a space-time patch is hidden"),
+           description="score drop when a space-time patch is hidden", backward=False,
+           batching=Batching("perturbations_per_eval", _occlusion_windows)),
     Method("temporal_ablation", "Temporal ablation", "FeatureAblation", TemporalAblationOptions,
-           _temporal_ablation, description="score change when a frame is replaced by the baseline"),
+           _temporal_ablation, description="score change when a frame is replaced by the baseline",
+           backward=False, batching=Batching("perturbations_per_eval",
+                                             lambda o, clip: -(-clip.shape[1] // max(1, o.block)))),
     Method("gradcam", "Grad-CAM", "LayerGradCam", GradCamOptions, _gradcam,
            description="last stage's features weighted by their gradients"),
 ):
@@ -299,6 +331,21 @@ def method_label(name: str) -> str:
 
 
 # --- attribute -------------------------------------------------------------------------------------------
+
+
+def batched_options(row: Method, options: Any, model: nn.Module, clip: torch.Tensor,
+                    memory: Budget | int | str | None) -> Any:
+    """The options with the items per pass the budget holds filled in (where the user left them
+    open); MemoryBudgetError when one clip of the method does not fit."""
+    budget = Budget.of(memory)
+    footprint = measure_footprint(model, tuple(clip.shape[-4:]))
+    batching = row.batching
+    if batching is None or getattr(options, batching.option) is not None:
+        budget.batch(footprint, row.backward, 1, what=row.label)
+        return options
+    fit = budget.batch(footprint, row.backward, batching.items(options, clip),
+                       inputs_per_item=batching.inputs_per_item, what=row.label)
+    return dataclasses.replace(options, **{batching.option: fit})
 
 
 def as_clip(clip: torch.Tensor) -> torch.Tensor:
@@ -320,14 +367,18 @@ def attribute(
     clip: torch.Tensor,
     method: str,
     target: int | None = None,
+    *,
+    memory: Budget | int | str | None = None,
     **opts: Any,
 ) -> Attribution:
     """Attribute `target` (default: the predicted class) of one clip with `method` (see METHODS);
-    `opts` are the method's options (an unknown one is an OptionError)."""
+    `opts` are the method's options (an unknown one is an OptionError). Items per pass that the options
+    leave open follow from the model's footprint and the `memory` budget (workbench.models.memory); a
+    method that does not fit at batch 1 is refused before it runs (MemoryBudgetError)."""
     if method not in METHODS:
         raise OptionError(f"unknown attribution method {method!r}; choose from {', '.join(METHODS)}")
     row = METHODS[method]
-    options = row.parse(opts)
+    options = batched_options(row, row.parse(opts), model, as_clip(clip), memory)
     view = private_view(model)  # eval mode: BatchNorm in train mode makes maps depend on the batch
     clip = as_clip(clip).detach().to(model_device(view))  # the model may live on a GPU
     if target is None:

@@ -17,6 +17,7 @@ from torch import nn
 from workbench.display import display_frames
 from workbench.errors import OptionError
 from workbench.masks import clip_mask, probe_mask
+from workbench.models.memory import Budget
 from workbench.models.spec import ModelSpec
 from workbench.progress import Progress
 from workbench.video import VideoSource, load_clip, load_clips
@@ -51,11 +52,14 @@ def score_clip(
     target: int,
     mask: np.ndarray | None = None,
     curve_steps: int = 16,
+    *,
+    memory: Budget | int | str | None = None,
     **opts: Any,
 ) -> ClipScore:
     """Attribute `target` with `method` (its options in `opts`) and measure the map: temporal spread,
-    localisation against `mask` when there is one, pixel and frame deletion/insertion areas."""
-    result = attribute(model, clip, method, target=target, **opts)
+    localisation against `mask` when there is one, pixel and frame deletion/insertion areas; batches
+    follow from the `memory` budget."""
+    result = attribute(model, clip, method, target=target, memory=memory, **opts)
     row: dict[str, float] = {
         "target": target,
         "temporal_spread": temporal_spread(temporal_profile(result.map)),
@@ -67,7 +71,8 @@ def score_clip(
                    pointing_hit=float(loc.pointing_hit))
     curves = {}
     for unit, unit_steps in (("pixel", curve_steps), ("frame", result.frames)):
-        curves[unit] = deletion_insertion(model, clip, result.map, target, steps=unit_steps, unit=unit)
+        curves[unit] = deletion_insertion(model, clip, result.map, target, steps=unit_steps, unit=unit,
+                                          memory=memory)
         row[f"deletion_auc_{unit}"] = curves[unit].deletion_auc
         row[f"insertion_auc_{unit}"] = curves[unit].insertion_auc
     return ClipScore(row, result, curves["pixel"])
@@ -136,14 +141,15 @@ class ClipExplanation:
 
 
 def explain_video(
-    model: nn.Module, video: str | Path, method: str, target: int, **opts: Any
+    model: nn.Module, video: str | Path, method: str, target: int, *,
+    memory: Budget | int | str | None = None, **opts: Any
 ) -> ClipExplanation:
     """Attribute `target` on a video file and score it (mask from a probe dataset when there is one)."""
     spec = model.spec
     clip = load_clip(video, spec)
     video_mask = probe_mask(video)
     mask = clip_mask(video_mask, spec) if video_mask is not None else None
-    scored = score_clip(model, clip, method, target, mask=mask, **opts)
+    scored = score_clip(model, clip, method, target, mask=mask, memory=memory, **opts)
     profile = temporal_profile(scored.attribution.map)
     return ClipExplanation(
         method=method, target=target, target_name=spec.class_names[target],
@@ -188,6 +194,7 @@ def attribute_video(
     seed: int = 0,
     sanity: bool = False,
     progress: Progress | None = None,
+    memory: Budget | int | str | None = None,
 ) -> VideoAttribution:
     """Attribute one video with every model and method: maps, metrics, curves and agreement between
     the methods of each model and between models under each method (models of one input size);
@@ -213,7 +220,7 @@ def attribute_video(
             torch.manual_seed(seed)  # SmoothGrad's noise
             method_opts = dict(options.get(method, {}))
             scored = score_clip(model, clip, method, chosen, mask=mask, curve_steps=curve_steps,
-                                **method_opts)
+                                memory=memory, **method_opts)
             row = dict(scored.row)
             if sanity:
                 steps = randomization_check(model, clip, method, chosen, **method_opts)

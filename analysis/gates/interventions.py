@@ -19,6 +19,7 @@ from torch import nn
 
 from workbench.datasets import open_dataset
 from workbench.models.inference import predict_logits
+from workbench.models.memory import Budget, measure_footprint
 from workbench.models.temporal import GateShift, TemporalShift
 from workbench.progress import Progress
 
@@ -106,9 +107,11 @@ def intervention_table(
 def intervention_accuracy(
     model: nn.Module, data: str | Path, modes: tuple[str, ...] = INTERVENTIONS, per_layer: bool = True,
     max_clips: int | None = None, batch_size: int = 32, progress: Progress | None = None,
+    memory: Budget | int | str | None = None,
 ) -> pd.DataFrame:
-    """Accuracy on a labelled dataset per target and mode, against the unmodified model;
-    `progress(done, total)` after each pass over the clips."""
+    """Accuracy on a labelled dataset per target and mode, against the unmodified model; `batch_size`
+    clips per pass at most, fewer when the `memory` budget holds fewer; `progress(done, total)` after
+    each pass over the clips."""
     dataset = open_dataset(data).with_spec(model.spec)
     classes = model.spec.class_names
     if list(dataset.classes) != list(classes):
@@ -116,7 +119,11 @@ def intervention_accuracy(
     count = len(dataset) if max_clips is None else min(max_clips, len(dataset))
     # decoded once and kept: every target x mode reruns the same clips (max_clips bounds the memory)
     clips, labels = zip(*(dataset[i] for i in range(count)))
-    batches = torch.stack(clips).split(batch_size)
+    stacked = torch.stack(clips)
+    del clips
+    footprint = measure_footprint(model, tuple(stacked.shape[-4:]))
+    batch_size = Budget.of(memory).batch(footprint, False, batch_size, what="intervention accuracy")
+    batches = stacked.split(batch_size)
     truth = torch.tensor(labels)
 
     def accuracy(layers: list[str], mode: str | None) -> float:

@@ -11,6 +11,7 @@ from torch import nn
 
 from workbench.display import display_frames
 from workbench.masks import clip_coverage
+from workbench.models.memory import Budget, measure_footprint
 from workbench.video import VideoSource, load_clip
 
 from .alignment import motion_alignment
@@ -50,10 +51,14 @@ class GateReport:
 def gate_report(
     model: nn.Module, video: VideoSource, mask: np.ndarray | None = None,
     modes: tuple[str, ...] = INTERVENTIONS, per_layer: bool = True,
+    memory: Budget | int | str | None = None,
 ) -> GateReport:
-    """Capture gates on `video` and compute statistics, routing, alignment and interventions."""
+    """Capture gates on `video` and compute statistics, routing, alignment and interventions; refused
+    up front (MemoryBudgetError) when one clip's forward does not fit the `memory` budget."""
     spec = model.spec
     clip = load_clip(video, spec)
+    # the capture keeps each gated layer's input and output: bounded by what a backward saves
+    Budget.of(memory).batch(measure_footprint(model, tuple(clip.shape[-4:])), True, 1, what="gates")
     run = capture_gates(model, clip)
     clip_cover = clip_coverage(mask, spec).unsqueeze(0) if mask is not None else None
     kind = run.layers[0].kind

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,11 +72,66 @@ def decoded(
     flight): the runner holds at most a chunk plus those, never the dataset's decoded videos."""
     dataset = DecodeDataset(items, specs)
     if workers <= 0:
-        for position in range(len(dataset)):
-            with one_thread():  # only around decoding: the model below keeps its threads
-                value = dataset[position]
-            yield value
+        yield from _ahead(dataset, AHEAD)
         return
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                                          pin_memory=pin, prefetch_factor=2)
     yield from loader
+
+
+AHEAD = 4  # videos decoded ahead of the model in a thread (a few MB each at 224 px)
+_DONE = object()
+
+
+def _ahead(dataset: DecodeDataset, depth: int) -> Iterator[tuple[int, list[torch.Tensor] | None, str | None]]:
+    """The dataset's entries in order, decoded in a thread up to `depth` ahead of the consumer.
+
+    Decoding (the decoder's C code and one-thread preprocessing) runs while the model runs, so the
+    runner's time approaches the bare forward passes'. The thread uses one torch thread (its own
+    setting: torch's thread count is per thread) and stops when the consumer stops. (Recording the
+    warnings swaps the warnings module's state for the duration of one decode; a warning the main
+    thread raises meanwhile is said with that video's, later, not lost.)"""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(value: object) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        torch.set_num_threads(1)
+        try:
+            for position in range(len(dataset)):
+                # a video's warnings (a cut file, ...) are said when the consumer takes it, in order, and
+                # not at all for videos decoded ahead of a run that stops
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    value = dataset[position]
+                if not put((value, caught)):
+                    return
+        except BaseException as err:  # re-raised in the consumer, in order
+            put(err)
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=work, name="workbench-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value = out.get()
+            if value is _DONE:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            entry, caught = value
+            for warning in caught:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            yield entry
+    finally:
+        stop.set()
+        thread.join()

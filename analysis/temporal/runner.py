@@ -10,7 +10,7 @@ merges the part files in chunk order, so the rows are those of a single process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,13 @@ from workbench import distributed, rundir
 from workbench.datasets import VideoDataset, open_dataset, skipped_record, unreadable_reason
 from workbench.device import model_device, peak_memory
 from workbench.errors import VideoError
+from workbench.models.memory import Budget, measure_footprint
 from workbench.models.spec import ModelSpec
 
 from .classes import class_table, model_label
 from .config import ExperimentConfig, ExperimentError, ExperimentResult
 from .decoding import Item, decoded, input_key
-from .scoring import Member, empty_rows, score_chunk
+from .scoring import Decoded, Member, empty_rows, score_chunk
 from .stats import analyse
 from .store import load_result, write_result
 
@@ -57,6 +58,20 @@ def _groups(
         mirrors, kinds = class_table(spec, dataset.class_info)
         groups.setdefault(input_key(spec), (spec, []))[1].append(Member(label, model, mirrors, kinds))
     return list(groups.values())
+
+
+def plan_batches(
+    groups: list[tuple[ModelSpec, list[Member]]], config: ExperimentConfig,
+    memory: Budget | int | str | None,
+) -> list[int]:
+    """Clips per pass of each input group under the budget: a pass holds one batch of perturbed clips
+    and one model's activations; the decoded chunk (and the one decoded ahead) are held besides."""
+    budget = Budget.of(memory)
+    footprints = [[measure_footprint(m.model, (spec.frames, 3, spec.input_size, spec.input_size))
+                   for m in members] for spec, members in groups]
+    chunk = 2 * config.chunk_videos * sum(f[0].clip_bytes for f in footprints)
+    return [min(budget.batch(f, False, config.batch_size, reserve=chunk, what="temporal-test")
+                for f in group) for group in footprints]
 
 
 def _new_run(
@@ -104,6 +119,7 @@ def run_experiment(
     amp: torch.dtype | None = None,
     workers: int = 0,
     strict: bool = False,
+    memory: Budget | int | str | None = None,
 ) -> ExperimentResult:
     """Run every perturbation of every video through every model; resumable when `out` is given.
 
@@ -111,7 +127,9 @@ def run_experiment(
     autocast dtype for CUDA; `workers` > 0 decodes in that many DataLoader processes (results do not
     change). The models are only run, never changed. A video that cannot be decoded is skipped and
     listed with its reason (run.json `skipped`), or stops the run with `strict`. Under
-    torch.distributed each rank scores its share of the chunks and every rank returns the merged result."""
+    torch.distributed each rank scores its share of the chunks and every rank returns the merged result.
+    Clips per pass: config.batch_size at most, fewer when the `memory` budget holds fewer
+    (workbench.models.memory); MemoryBudgetError before any work when not one clip fits."""
     config = config or ExperimentConfig()
     if not models:
         raise ExperimentError("no models to test")
@@ -122,7 +140,9 @@ def run_experiment(
     dataset = data if isinstance(data, VideoDataset) else open_dataset(data)
     items = dataset_items(dataset)
     groups = _groups(models, dataset, device)
+    batch_sizes = plan_batches(groups, config, memory)
     run = _new_run(models, dataset, data, config, dict(checkpoints or {}), command, device, amp, workers)
+    run["execution"]["batch_sizes"] = batch_sizes
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
         run = rundir.on_main(lambda: rundir.open_run_dir(run_dir, run), ExperimentError) or run
@@ -151,20 +171,24 @@ def run_experiment(
     try:
         with torch.inference_mode():
             for number in pending:
-                chunk = []
-                for index, item in chunks[number]:
-                    got, clips, error = next(stream)
-                    if got != index:
-                        raise RuntimeError("decoded videos came back out of order")
-                    if clips is None:
-                        if strict:
-                            raise VideoError(f"{error} (run without --strict to skip it)")
-                        reasons[index] = str(error)
-                        note(f"skipped {item.name}: {error}")
-                    else:
-                        chunk.append((index, item, clips))
-                parts.save(number, score_chunk(chunk, groups, config, dataset.classes, device, amp))
-                del chunk
+
+                def chunk(number: int = number) -> Iterator[Decoded]:
+                    """The chunk's decoded videos as they come (scored while the next ones decode)."""
+                    for index, item in chunks[number]:
+                        got, clips, error = next(stream)
+                        if got != index:
+                            raise RuntimeError("decoded videos came back out of order")
+                        if clips is None:
+                            if strict:
+                                raise VideoError(f"{error} (run without --strict to skip it)")
+                            reasons[index] = str(error)
+                            note(f"skipped {item.name}: {error}")
+                        else:
+                            yield index, item, clips
+
+                scored = score_chunk(chunk(), groups, config, dataset.classes, device, amp, batch_sizes)
+                parts.save(number, scored)
+                del scored
                 done += len(chunks[number])
                 bar.update(len(chunks[number]))
                 if progress is not None:

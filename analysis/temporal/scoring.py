@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,38 +45,57 @@ def empty_rows() -> pd.DataFrame:
 
 
 def score_chunk(
-    decoded: list[Decoded],
+    decoded: Iterable[Decoded],
     groups: list[tuple[ModelSpec, list[Member]]],
     config: ExperimentConfig,
     dataset_classes: Sequence[str],
     device: torch.device,
     amp: torch.dtype | None = None,
+    batch_sizes: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Rows for a chunk of decoded videos: batch all perturbed clips of them, score every model."""
+    """Rows for a chunk of decoded videos: all perturbed clips of them in batches through every model;
+    `batch_sizes` (one per group, default config.batch_size) are the clips per pass.
+
+    `decoded` may be a stream: a batch runs as soon as enough videos have come in (while the next ones
+    decode), cut where batching the whole chunk at once would cut it, so the rows are the same."""
+    sizes = list(batch_sizes) if batch_sizes is not None else [config.batch_size] * len(groups)
+    kept: list[Decoded] = []
+    orders: list[list[list[FrameOrder]]] = [[] for _ in groups]  # per group, per video: its orders
+    # per group: (clip on the device, order) of the perturbed clips not yet run
+    pending: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in groups]
+    logp: list[dict[str, list[torch.Tensor]]] = [{m.label: [] for m in members} for _, members in groups]
+
+    def run(g: int, count: int) -> None:
+        # only this batch of perturbed clips is gathered: the whole chunk's stack can be GBs at 224 px
+        batch = torch.stack([clip.index_select(0, order) for clip, order in pending[g][:count]])
+        del pending[g][:count]
+        for member in groups[g][1]:
+            logits = predict_logits(member.model, batch, amp=amp)
+            logp[g][member.label].append(torch.log_softmax(logits, dim=1))
+
+    for entry in decoded:
+        kept.append(entry)
+        _, item, clips = entry
+        for g, (spec, _) in enumerate(groups):
+            video = video_orders(item.name, spec.frames, config)
+            orders[g].append(video)
+            clip = clips[g].to(device, non_blocking=True)
+            pending[g] += [(clip, torch.tensor(o.order, dtype=torch.int64, device=device)) for o in video]
+            while len(pending[g]) >= sizes[g]:
+                run(g, sizes[g])
+    if not kept:
+        return empty_rows()
     frames_out = []
-    for g, (spec, members) in enumerate(groups):
-        if not decoded:
-            break
-        # (V, T, 3, S, S): small (one clip per video), so it moves to the model's device once
-        clips = torch.stack([clips[g] for _, _, clips in decoded]).to(device, non_blocking=True)
-        orders = [video_orders(item.name, spec.frames, config) for _, item, _ in decoded]
-        video_pos = np.concatenate([np.full(len(o), v) for v, o in enumerate(orders)])
-        flat = [o for per_video in orders for o in per_video]
-        order_index = torch.tensor([o.order for o in flat], dtype=torch.int64, device=device)
-        positions = torch.from_numpy(video_pos).to(device)
-        logp: dict[str, list[torch.Tensor]] = {m.label: [] for m in members}
-        for start in range(0, len(flat), config.batch_size):
-            stop = start + config.batch_size
-            # Gather only this batch of perturbed clips: the full stack can be GBs at 224 px.
-            batch = clips[positions[start:stop, None], order_index[start:stop]]
-            for member in members:
-                logits = predict_logits(member.model, batch, amp=amp)
-                logp[member.label].append(torch.log_softmax(logits, dim=1))
+    for g, (_, members) in enumerate(groups):
+        if pending[g]:
+            run(g, len(pending[g]))
+        video_pos = np.concatenate([np.full(len(o), v) for v, o in enumerate(orders[g])])
+        flat = [o for per_video in orders[g] for o in per_video]
         for member in members:
             # the member's own spec: models in a group share the input, not classes or scheme
-            frames_out.append(rows(decoded, orders, video_pos, flat, torch.cat(logp[member.label]),
+            frames_out.append(rows(kept, orders[g], video_pos, flat, torch.cat(logp[g][member.label]),
                                    member, member.model.spec, dataset_classes))
-    return pd.concat(frames_out, ignore_index=True) if frames_out else empty_rows()
+    return pd.concat(frames_out, ignore_index=True)
 
 
 def rows(

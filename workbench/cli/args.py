@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..device import AMP_CHOICES
+from ..errors import OptionError
 from ..model_options import OPTIONS, parse_model_options
+from ..models.memory import DEFAULT_MAX_MEMORY, format_size, parse_size
 from ..video import DECODERS, ENV_VAR
 
 
@@ -19,6 +21,23 @@ def add_device_args(parser: argparse.ArgumentParser, amp: bool = True) -> None:
     if amp:
         parser.add_argument("--amp", choices=AMP_CHOICES, default="off",
                             help="inference precision on CUDA: bf16 or fp16 autocast (default: off)")
+
+
+def memory_size(text: str) -> int:
+    """--max-memory's value in bytes; argparse reports a bad one as `error: argument --max-memory: ...`."""
+    try:
+        return parse_size(text)
+    except OptionError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_memory_arg(parser: argparse.ArgumentParser) -> None:
+    """Add --max-memory: the peak resident memory the command may use; batch sizes follow from it."""
+    parser.add_argument("--max-memory", type=memory_size, default=DEFAULT_MAX_MEMORY, metavar="SIZE",
+                        dest="max_memory",
+                        help="peak memory the whole command may use, e.g. 2GiB or 6000MB; clips per pass "
+                             "follow from the model's measured footprint, and work that cannot fit at "
+                             f"batch 1 is refused up front (default: {format_size(DEFAULT_MAX_MEMORY)})")
 
 
 def add_decoder_arg(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,14 @@ from typing import Any
 from analysis.attribution import METHODS
 
 from ..errors import OptionError, UserError
-from .args import add_decoder_arg, add_device_args, add_model_option_args, model_labels, model_overrides
+from .args import (
+    add_decoder_arg,
+    add_device_args,
+    add_memory_arg,
+    add_model_option_args,
+    model_labels,
+    model_overrides,
+)
 from .progress import add_quiet_arg, progress_bar
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "temporal_ablation")
@@ -57,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--data: clips per part file (the unit of resumption and of sharing between ranks)")
     add_model_option_args(p)
     add_device_args(p)
+    add_memory_arg(p)
     add_decoder_arg(p)
     p.set_defaults(handler=attribute_command)
 
@@ -151,7 +159,7 @@ def attribute_command(args: argparse.Namespace) -> int:
         with progress_bar("attribution", "maps", args.quiet) as update:
             result = attribute_video(models, args.video, methods, args.target, options=options,
                                      curve_steps=args.curve_steps, seed=args.seed, sanity=args.sanity,
-                                     progress=update)
+                                     progress=update, memory=args.max_memory)
         run = rundir.new_run("attribute", args.command_line, models=records,
                              video=rundir.video_record(args.video), seeds=seeds, options=settings)
         _write_video(result, methods, out)
@@ -175,7 +183,7 @@ def attribute_command(args: argparse.Namespace) -> int:
                 results = score_dataset(models, args.data, methods, target=target, max_clips=args.max_clips,
                                         progress=update, curve_steps=args.curve_steps, options=options,
                                         out=out, run=run, chunk_clips=args.chunk_clips, seed=args.seed,
-                                        strict=args.strict)
+                                        strict=args.strict, memory=args.max_memory)
             memory = distributed.gather({"rank": context.rank, **peak_memory(device)})
         finally:
             distributed.shutdown()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .args import add_decoder_arg, add_device_args, add_model_option_args, model_overrides
+from .args import add_decoder_arg, add_device_args, add_memory_arg, add_model_option_args, model_overrides
 from .progress import add_quiet_arg, progress_bar
 
 
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_quiet_arg(p)
     add_model_option_args(p)
     add_device_args(p, amp=False)  # gate statistics are kept in full precision
+    add_memory_arg(p)
     add_decoder_arg(p)
     p.set_defaults(handler=gates)
 
@@ -66,7 +67,8 @@ def gates(args: argparse.Namespace) -> int:
     if args.layer and args.layer not in layers:
         raise UserError(f"no gated layer {args.layer!r}; choose from {', '.join(layers)}")
     mask, mask_source = _load_mask(args)
-    report = gate_report(model, args.video, mask)  # decodes the video: a bad one stops here, by name
+    # decodes the video: a bad one stops here, by name
+    report = gate_report(model, args.video, mask, memory=args.max_memory)
     dataset = rundir.dataset_record(open_dataset(args.data), args.data, max_clips=args.max_clips) \
         if args.data else None
     record = rundir.model_record(args.checkpoint.stem, model, args.checkpoint)
@@ -79,7 +81,8 @@ def gates(args: argparse.Namespace) -> int:
     figures = report_figures(report, args.layer)
     if args.data:
         with progress_bar("interventions", "passes", args.quiet) as update:
-            accuracy = intervention_accuracy(model, args.data, max_clips=args.max_clips, progress=update)
+            accuracy = intervention_accuracy(model, args.data, max_clips=args.max_clips, progress=update,
+                                             memory=args.max_memory)
         tables["intervention_accuracy"] = accuracy
         figures["intervention_accuracy"] = intervention_figure(accuracy, "accuracy_change")
     out: Path = args.out

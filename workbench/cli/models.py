@@ -9,7 +9,14 @@ from pathlib import Path
 from ..demo import DEMO_SCHEMES
 from ..errors import UserError
 from ..models.schemes import available_schemes
-from .args import add_decoder_arg, add_device_args, add_model_option_args, model_overrides, print_json
+from .args import (
+    add_decoder_arg,
+    add_device_args,
+    add_memory_arg,
+    add_model_option_args,
+    model_overrides,
+    print_json,
+)
 from .progress import add_quiet_arg, progress_bar
 
 
@@ -51,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow checkpoints that need weights_only=False (runs code from the file)")
     add_model_option_args(p)
     add_device_args(p)
+    add_memory_arg(p)
     add_decoder_arg(p)
     p.set_defaults(handler=predict)
 
@@ -81,6 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--format", choices=("table", "json"), default="table")
     add_device_args(p)
+    add_memory_arg(p)
     add_decoder_arg(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first video that cannot be decoded (default: skip it and list it)")
@@ -146,7 +155,7 @@ def predict(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, unsafe_pickle=args.unsafe_pickle, **model_overrides(args))
     model = prepare_model(model, device)
     clip = load_clip(args.video, model.spec)
-    probs = predict_logits(model, clip, amp=amp).softmax(dim=1)[0]
+    probs = predict_logits(model, clip, amp=amp, memory=args.max_memory).softmax(dim=1)[0]
     top = probs.topk(min(args.top, probs.numel()))
     for p, i in zip(top.values.tolist(), top.indices.tolist()):
         print(f"{p:7.2%}  {model.spec.class_names[i]}")
@@ -177,7 +186,7 @@ def evaluate(args: argparse.Namespace) -> int:
     amp = resolve_amp(args.amp, device)
     with progress_bar("evaluating", "videos", args.quiet) as update:
         report = evaluate_checkpoint(args.checkpoint, args.data, device=device, amp=amp, strict=args.strict,
-                                     progress=update)
+                                     progress=update, memory=args.max_memory)
     if args.format == "json":
         print_json(report)
     else:

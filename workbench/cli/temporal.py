@@ -12,7 +12,14 @@ from pathlib import Path
 from analysis.perturb import PERTURBATIONS
 
 from ..errors import UserError
-from .args import add_decoder_arg, add_device_args, add_model_option_args, model_labels, model_overrides
+from .args import (
+    add_decoder_arg,
+    add_device_args,
+    add_memory_arg,
+    add_model_option_args,
+    model_labels,
+    model_overrides,
+)
 from .progress import add_quiet_arg, progress_bar
 
 SUMMARY_COLUMNS = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
@@ -44,13 +51,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block", type=int, default=2, help="block length (frames) for block_shuffle")
     p.add_argument("--levels", type=float, nargs="+", metavar="TAU",
                    help="Kendall-tau distances for the sweep (default 0 0.2 0.4 0.6 0.8 1)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="clips per pass at most (fewer when --max-memory holds fewer; default 64)")
     p.add_argument("--chunk-videos", type=int, default=32, help="videos per part file (unit of resumption)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for intervals")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--workers", type=int, default=0,
                    help="DataLoader processes decoding videos ahead of the model (0: decode in-process)")
     add_device_args(p)
+    add_memory_arg(p)
     add_decoder_arg(p)
     add_quiet_arg(p)
     p.add_argument("--strict", action="store_true",
@@ -94,7 +103,7 @@ def temporal_test(args: argparse.Namespace) -> int:
                 models, args.data, config, args.out, checkpoints=dict(zip(labels, args.model)),
                 progress=update, command=args.command_line,
                 warn=lambda message: print(f"warning: {message}", file=sys.stderr),
-                device=device, amp=amp, workers=args.workers, strict=args.strict,
+                device=device, amp=amp, workers=args.workers, strict=args.strict, memory=args.max_memory,
             )
     finally:
         distributed.shutdown()

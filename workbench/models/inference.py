@@ -6,15 +6,21 @@ import torch
 from torch import nn
 
 from ..device import autocast, model_device
+from .memory import Budget, measure_footprint
 
 
 def predict_logits(
-    model: nn.Module, clips: torch.Tensor, batch_size: int | None = None, amp: torch.dtype | None = None
+    model: nn.Module, clips: torch.Tensor, batch_size: int | None = None, amp: torch.dtype | None = None,
+    memory: Budget | int | str | None = None,
 ) -> torch.Tensor:
     """float32 logits (N, classes) on the CPU of clips (N, T, 3, H, W), `batch_size` clips per pass
-    (all at once by default), on the model's device, under inference mode (and autocast with `amp`)."""
+    (all at once by default; with a `memory` budget, as many as it holds), on the model's device, under
+    inference mode (and autocast with `amp`)."""
     device = model_device(model)
     size = batch_size or max(1, clips.shape[0])
+    if batch_size is None and memory is not None:
+        size = Budget.of(memory).batch(measure_footprint(model, tuple(clips.shape[-4:])), False, size,
+                                       what="a forward pass")
     out = []
     with torch.inference_mode():
         for start in range(0, clips.shape[0], size):
