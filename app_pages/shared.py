@@ -24,7 +24,7 @@ from analysis.zoo import (
     summarize,
 )
 from analysis.zoo import complexity_table as zoo_complexity
-from app_pages.heavy import run_heavy
+from app_pages.heavy import run_heavy, server_queue
 from workbench import access
 from workbench.app_state import ClipSource, ModelSource, demo_metrics, file_stamp
 from workbench.demo import TEST_SEED, demo_probe_dir
@@ -162,13 +162,15 @@ def _mask_stamp(video: str) -> str:
 
 
 def memory_budget() -> Budget:
-    """This session's memory per analysis (the sidebar's Settings): batches are planned to fit it, on
-    top of what the server holds already (models, other sessions), so `held` is 0."""
+    """This session's memory per analysis (the sidebar's Settings), never more than the server's budget
+    for all heavy work (`WORKBENCH_SERVER_MEMORY`): batches are planned to fit it, on top of what the
+    server holds already (models, other sessions), so `held` is 0."""
     text = st.session_state.get(MEMORY) or DEFAULT_MEMORY
     try:
-        return Budget(parse_size(text), held=0)
+        wanted = parse_size(text)
     except OptionError:  # the sidebar shows the problem; the analysis keeps the default
-        return Budget(parse_size(DEFAULT_MEMORY), held=0)
+        wanted = parse_size(DEFAULT_MEMORY)
+    return Budget(min(wanted, server_queue().budget), held=0)
 
 
 def job_cost(

@@ -35,6 +35,7 @@ from .shared import (
     clip_info,
     error_message,
     load_source,
+    memory_budget,
     model_error_message,
     without_server_paths,
 )
@@ -276,9 +277,14 @@ def _settings() -> None:
                            "patches, deletion curves, temporal-test batches) follow from each model's "
                            "measured footprint; an analysis that cannot fit one clip says how much it needs.")
         try:
-            parse_size(st.session_state.get(MEMORY) or DEFAULT_MEMORY)
+            wanted = parse_size(st.session_state.get(MEMORY) or DEFAULT_MEMORY)
         except OptionError as err:
             st.error(f"{err}; using {DEFAULT_MEMORY}", icon=":material/error:")
+            wanted = parse_size(DEFAULT_MEMORY)
+        used = memory_budget().total
+        if used < wanted:
+            st.caption(f"This server allows its analyses {used / 2**30:.1f} GiB together: each runs "
+                       "within that.")
         choices = ["auto", *available_decoders()]
         st.selectbox("Video decoder", choices, key=DECODER, format_func=lambda n: DECODER_NAMES.get(n, n),
                      help="Which library decodes videos for this session: decord is the fast path where it "
