@@ -14,26 +14,32 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, TypeVar
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from workbench.models.memory import parse_size
+from workbench.models.memory import GROWTH_BYTES, measure_footprint, parse_size, resident_bytes
 from workbench.models.pass_time import about, pass_time
 from workbench.work_queue import WorkQueue
 
 T = TypeVar("T")
-BUDGET_VAR = "WORKBENCH_SERVER_MEMORY"  # memory all sessions' heavy work may use together, e.g. "8GiB"
+BUDGET_VAR = "WORKBENCH_SERVER_MEMORY"  # the server's peak memory, bar the models it loads, e.g. "8GiB"
 SLOTS_VAR = "WORKBENCH_SLOTS"  # heavy jobs at once (default 1: the cores are shared anyway)
 DEFAULT_BUDGET = "4GiB"
 
 
 @st.cache_resource(show_spinner=False)
 def server_queue() -> WorkQueue:
-    """The one queue of this server (its budget and slots from the environment)."""
+    """The one queue of this server (its budget and slots from the environment). The budget bounds the
+    whole server but for the models it loads: its heavy work gets what is left after what the server
+    holds when the queue is made (Python, torch, Streamlit: ~0.5 GiB) and room for what grows besides
+    the jobs (decoded clips, figures, the allocator's slack)."""
     budget = parse_size(os.environ.get(BUDGET_VAR) or DEFAULT_BUDGET)
-    return WorkQueue(budget, max(1, int(os.environ.get(SLOTS_VAR) or 1)))
+    # never below a quarter of it: a budget set under the process's own size still runs small jobs
+    for_jobs = max(budget - resident_bytes() - GROWTH_BYTES, budget // 4)
+    return WorkQueue(for_jobs, max(1, int(os.environ.get(SLOTS_VAR) or 1)))
 
 
 class ResultStore:
@@ -104,7 +110,11 @@ def stop_button(key: str, what: str) -> None:
 def estimate_note(model_passes: list[tuple[Any, int, int]], what: str) -> None:
     """Say up front how long `what` takes: per model, (model, plain forwards, forward + backward passes),
     priced by one pass of that model timed once on this machine."""
-    seconds = sum(pass_time(model).seconds(forwards, backwards)
+    def turn(model: Any) -> Any:  # the one timing of a model is a backward at its size: heavy work
+        cost = measure_footprint(model).job_bytes(True, 1)
+        return server_queue().turn(session_id(), cost, 2.0, label="timing one pass")
+
+    seconds = sum(pass_time(model, partial(turn, model)).seconds(forwards, backwards)
                   for model, forwards, backwards in model_passes)
     st.caption(f"Estimated time for {what}: {about(seconds)} on this machine (one pass of each model "
                "timed once, times the passes it needs).")

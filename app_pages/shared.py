@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -344,11 +345,15 @@ def predictions(
     result: dict[str, Prediction] = {}
     clip_stamp = file_stamp(clip.path)
     bar = st.progress(0.0, text="predicting")
-    for i, (source, _) in enumerate(loaded):
+    for i, (source, model) in enumerate(loaded):
         bar.progress(i / len(loaded), text=f"{source.label} on {clip.label} ({i + 1}/{len(loaded)})")
+        stamp, chosen = file_stamp(source.path), decoder()
         try:
-            result[source.label] = _prediction(source.path, file_stamp(source.path), clip.path, clip_stamp,
-                                               decoder())
+            # a forward at the model's size (224 px: a few hundred MB) is heavy work too: it takes its turn
+            key = ("prediction", source.path, stamp, clip.path, clip_stamp, chosen)
+            compute = partial(_prediction, source.path, stamp, clip.path, clip_stamp, chosen)
+            label = f"{source.label}'s prediction"
+            result[source.label] = run_heavy(key, label, job_cost(model), 1.0, compute)
         except VIDEO_ERRORS as err:
             st.error(f"**{source.label}** cannot read {clip.label}: {error_message(err)}",
                      icon=":material/error:")

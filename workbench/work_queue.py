@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from .models.memory import release_free_memory
+
 WaitFn = Callable[[int, float], None]  # (jobs ahead, estimated seconds to wait) -> None; may raise to give up
 
 
@@ -105,6 +107,7 @@ class WorkQueue:
                     self._running.remove(job)
                 job.done.set()
                 self._admit()
+            release_free_memory()  # what the job freed goes back, whichever thread ran it
 
     def snapshot(self) -> dict[str, list[dict[str, object]]]:
         """Who runs and who waits (for a status view and the tests)."""

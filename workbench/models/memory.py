@@ -108,6 +108,26 @@ def resident_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
+def release_free_memory() -> None:
+    """Give the C allocator's free memory back to the system (glibc's malloc_trim; elsewhere nothing).
+    A server runs each session in its own thread, and glibc keeps what a thread's arena freed for that
+    arena: without this, every thread that once ran a big job keeps its peak resident."""
+    global _TRIM
+    if _TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
 def _page_size() -> int:
     import os
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -38,9 +40,15 @@ def _measure(model: nn.Module) -> PassTime:
     return PassTime(forward, backward)
 
 
-def pass_time(model: nn.Module) -> PassTime:
-    """One forward and one forward + backward of this model, timed once (later calls reuse the times)."""
-    return per_weights("pass_time", model, _measure)
+def pass_time(model: nn.Module, guard: Callable[[], AbstractContextManager] | None = None) -> PassTime:
+    """One forward and one forward + backward of this model, timed once (later calls reuse the times);
+    the timing runs inside `guard()` when given (e.g. a turn in a server's queue of heavy work: it is a
+    backward pass at the model's size)."""
+    def measure(model: nn.Module) -> PassTime:
+        with guard() if guard is not None else nullcontext():
+            return _measure(model)
+
+    return per_weights("pass_time", model, measure)
 
 
 def about(seconds: float) -> str:
