@@ -307,6 +307,8 @@ class Budget:
         """Items per pass (1..`want`) that fit: each costs a clip's footprint plus `inputs_per_item`
         input clips (perturbed copies, gradients); `reserve` is memory the caller holds besides.
         MemoryBudgetError when not even one fits."""
+        if self.held is None:
+            release_free_memory()  # what earlier passes freed is not held (glibc keeps it resident otherwise)
         held = (resident_bytes() + GROWTH_BYTES if self.held is None else self.held) + reserve
         one = footprint.job_bytes(backward, 1, inputs_per_item)
         fits = (self.total - held - PASS_SLACK) // (one - PASS_SLACK)
