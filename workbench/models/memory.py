@@ -289,10 +289,12 @@ class Budget:
 
     @classmethod
     def of(cls, memory: Budget | int | str | None) -> Budget:
-        """A whole-process budget from bytes, a size text ("2GiB") or None (the default); a Budget as is."""
+        """A whole-process budget from bytes or a size text ("2GiB", the CLI's --max-memory); None (a
+        library call that names none): the default size for the call's own work, whatever the process
+        (a notebook, a test run) holds besides; a Budget as is."""
         if isinstance(memory, Budget):
             return memory
-        return cls(DEFAULT_MAX_MEMORY if memory is None else parse_size(memory))
+        return cls(DEFAULT_MAX_MEMORY, held=0) if memory is None else cls(parse_size(memory))
 
     def batch(
         self,
