@@ -40,6 +40,14 @@ def add_memory_arg(parser: argparse.ArgumentParser) -> None:
                              f"batch 1 is refused up front (default: {format_size(DEFAULT_MAX_MEMORY)})")
 
 
+def add_run_args(parser: argparse.ArgumentParser, amp: bool = True) -> None:
+    """Add what every analysis command takes about where and how it runs: --device (--amp), --max-memory
+    and --decoder."""
+    add_device_args(parser, amp)
+    add_memory_arg(parser)
+    add_decoder_arg(parser)
+
+
 def add_decoder_arg(parser: argparse.ArgumentParser) -> None:
     """Add --decoder to a command that decodes videos (the CLI applies it before the command runs)."""
     parser.add_argument("--decoder", choices=DECODERS, default=None,

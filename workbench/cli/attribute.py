@@ -15,14 +15,7 @@ from typing import Any
 from analysis.attribution import METHODS
 
 from ..errors import OptionError, UserError
-from .args import (
-    add_decoder_arg,
-    add_device_args,
-    add_memory_arg,
-    add_model_option_args,
-    model_labels,
-    model_overrides,
-)
+from .args import add_model_option_args, add_run_args, model_labels, model_overrides
 from .progress import add_quiet_arg, progress_bar
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "gradcam", "temporal_ablation")
@@ -63,9 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-clips", type=int, default=8,
                    help="--data: clips per part file (the unit of resumption and of sharing between ranks)")
     add_model_option_args(p)
-    add_device_args(p)
-    add_memory_arg(p)
-    add_decoder_arg(p)
+    add_run_args(p)
     p.set_defaults(handler=attribute_command)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .args import add_decoder_arg, add_device_args, add_memory_arg, add_model_option_args, model_overrides
+from .args import add_model_option_args, add_run_args, model_overrides
 from .progress import add_quiet_arg, progress_bar
 
 
@@ -28,9 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--png", action="store_true", help="also write PNG figures (kaleido + chromium)")
     add_quiet_arg(p)
     add_model_option_args(p)
-    add_device_args(p, amp=False)  # gate statistics are kept in full precision
-    add_memory_arg(p)
-    add_decoder_arg(p)
+    add_run_args(p, amp=False)  # gate statistics are kept in full precision
     p.set_defaults(handler=gates)
 
 

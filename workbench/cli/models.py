@@ -9,14 +9,7 @@ from pathlib import Path
 from ..demo import DEMO_SCHEMES
 from ..errors import UserError
 from ..models.schemes import available_schemes
-from .args import (
-    add_decoder_arg,
-    add_device_args,
-    add_memory_arg,
-    add_model_option_args,
-    model_overrides,
-    print_json,
-)
+from .args import add_decoder_arg, add_model_option_args, add_run_args, model_overrides, print_json
 from .progress import add_quiet_arg, progress_bar
 
 
@@ -57,9 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="allow checkpoints that need weights_only=False (runs code from the file)")
     add_model_option_args(p)
-    add_device_args(p)
-    add_memory_arg(p)
-    add_decoder_arg(p)
+    add_run_args(p)
     p.set_defaults(handler=predict)
 
     p = sub.add_parser("train", help="train a model on a video dataset")
@@ -88,9 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--format", choices=("table", "json"), default="table")
-    add_device_args(p)
-    add_memory_arg(p)
-    add_decoder_arg(p)
+    add_run_args(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first video that cannot be decoded (default: skip it and list it)")
     add_quiet_arg(p)

@@ -12,14 +12,7 @@ from pathlib import Path
 from analysis.perturb import PERTURBATIONS
 
 from ..errors import UserError
-from .args import (
-    add_decoder_arg,
-    add_device_args,
-    add_memory_arg,
-    add_model_option_args,
-    model_labels,
-    model_overrides,
-)
+from .args import add_model_option_args, add_run_args, model_labels, model_overrides
 from .progress import add_quiet_arg, progress_bar
 
 SUMMARY_COLUMNS = ["model", "perturbation", "level", "videos", "accuracy", "ci_low", "ci_high", "change",
@@ -58,9 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--workers", type=int, default=0,
                    help="DataLoader processes decoding videos ahead of the model (0: decode in-process)")
-    add_device_args(p)
-    add_memory_arg(p)
-    add_decoder_arg(p)
+    add_run_args(p)
     add_quiet_arg(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first video that cannot be decoded (default: skip it and list it)")
