@@ -15,8 +15,8 @@ on the same model; the ratio is the command's seconds over theirs (start-up, dec
 included, so short commands show it most). Each row is run at the default budget and at every
 `--budgets` value; a row whose peak RSS is over its budget is flagged OVER.
 
-The full run takes a long while on a CPU (Occlusion at 224 px is ~850 forwards per map): the lead runs
-it on a quiet machine. A reduced check:
+The full run takes a long while on a CPU (Occlusion at 224 px is ~850 forwards per map at its default
+window): `--occlusion-window 56` (stride 56, 112 windows at 8x224) keeps it to about an hour. A reduced check:
 
     python benchmarks/real_size.py --models gsm-bninc --analyses predict attribute:saliency --budgets 2GiB
 """
@@ -118,7 +118,14 @@ def bare_seconds(model: torch.nn.Module, rounds: int = 3) -> tuple[float, float]
     return statistics.median(forward), statistics.median(backward)
 
 
-def passes(analysis: str, model: torch.nn.Module, videos: int) -> tuple[int, int] | None:
+def occlusion_options(window: int | None) -> dict[str, int]:
+    """Occlusion's window and stride in pixels (None: the method's defaults)."""
+    return {"window": window, "stride": window} if window else {}
+
+
+def passes(
+    analysis: str, model: torch.nn.Module, videos: int, occlusion_window: int | None = None
+) -> tuple[int, int] | None:
     """(forwards, forward+backwards) the analysis needs at least; None when it does not apply."""
     spec = model.spec
     frames = spec.frames
@@ -135,7 +142,7 @@ def passes(analysis: str, model: torch.nn.Module, videos: int) -> tuple[int, int
         return videos * len(video_orders("clip", frames, config)), 0
     method = analysis.split(":", 1)[1]
     row = METHODS[method]
-    options = row.parse({})
+    options = row.parse(occlusion_options(occlusion_window) if method == "occlusion" else {})
     curves = 2 * (CURVE_STEPS + 1) + 2 * (frames + 1)
     base = 1 + curves  # the prediction and the two curves
     clip = torch.empty(1, frames, 3, spec.input_size, spec.input_size, device="meta")
@@ -152,7 +159,9 @@ def passes(analysis: str, model: torch.nn.Module, videos: int) -> tuple[int, int
     return base + extra[0], extra[1]
 
 
-def command(analysis: str, checkpoint: Path, video: Path, data: Path, out: Path) -> list[str]:
+def command(
+    analysis: str, checkpoint: Path, video: Path, data: Path, out: Path, occlusion_window: int | None = None
+) -> list[str]:
     """The CLI command line of one analysis."""
     if analysis == "predict":
         return ["predict", str(checkpoint), str(video)]
@@ -163,8 +172,12 @@ def command(analysis: str, checkpoint: Path, video: Path, data: Path, out: Path)
                 "--perturbations", *TEMPORAL["perturbations"],
                 "--permutations", str(TEMPORAL["permutations"]), "--bootstrap", "200", "--quiet"]
     method = analysis.split(":", 1)[1]
-    return ["attribute", str(video), "--model", str(checkpoint), "--methods", method, "--out", str(out),
+    line = ["attribute", str(video), "--model", str(checkpoint), "--methods", method, "--out", str(out),
             "--curve-steps", str(CURVE_STEPS)]
+    if method == "occlusion":
+        for key, value in occlusion_options(occlusion_window).items():
+            line += ["--method-option", f"occlusion.{key}={value}"]
+    return line
 
 
 def run_child(args: list[str], threads: int) -> tuple[float, int, int, str]:
@@ -193,6 +206,8 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="*", default=["2GiB"],
                         help="budgets besides the default, e.g. 2GiB (each row runs at every one)")
     parser.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS of the children (0: default)")
+    parser.add_argument("--occlusion-window", type=int, default=None,
+                        help="Occlusion window and stride in pixels (default: 1/6, 1/12 of the side)")
     args = parser.parse_args()
     budgets: list[tuple[str, int]] = [("default", DEFAULT_MAX_MEMORY)]
     budgets += [(text, parse_size(text)) for text in args.budgets]
@@ -204,8 +219,10 @@ def main() -> None:
         video = write_video(folder / "real_640x272.mp4")
         data = write_dataset(folder / "data", video)
         videos = 4
+        window = f"{args.occlusion_window} px" if args.occlusion_window else "default"
         print(f"video 640x272, 75 frames; {torch.get_num_threads()} threads here; "
-              f"budgets: {', '.join(f'{n} ({format_size(b)})' for n, b in budgets)}")
+              f"budgets: {', '.join(f'{n} ({format_size(b)})' for n, b in budgets)}; "
+              f"occlusion window {window}")
         header = (f"{'model':10s} {'analysis':32s} {'budget':>8s} {'seconds':>8s} {'peak RSS':>9s} "
                   f"{'bare s':>7s} {'ratio':>6s}  verdict")
         print(header)
@@ -217,14 +234,14 @@ def main() -> None:
             print(f"# {label}: {spec.backbone} {spec.scheme} {spec.frames}x{spec.input_size}; bare forward "
                   f"{fw:.2f} s, forward+backward {bw:.2f} s at batch 1")
             for analysis in args.analyses:
-                needed = passes(analysis, model, videos)
+                needed = passes(analysis, model, videos, args.occlusion_window)
                 if needed is None:
                     print(f"{label:10s} {analysis:32s} {'':>8s} {'-':>8s}  (not a gated model)")
                     continue
                 bare = needed[0] * fw + needed[1] * bw
                 for name, budget in budgets:
                     out = folder / "runs" / f"{label}-{analysis.replace(':', '-')}-{name}"
-                    line = command(analysis, checkpoint, video, data, out)
+                    line = command(analysis, checkpoint, video, data, out, args.occlusion_window)
                     if name != "default":
                         line += ["--max-memory", name]
                     seconds, peak, status, last = run_child(line, args.threads)
