@@ -10,6 +10,11 @@ second and per CPU-second of this process (the steadier one on a shared machine;
 there, as threads waiting on each other burn CPU time).
 
     python benchmarks/temporal_throughput.py [--data DIR] [--schemes tsn gsm] [--rounds 3]
+
+At real size (seeded, untrained models of the backbone; a 640x272 H.264 video written here, copied into
+two class folders; the batch is the one the runner plans under its default memory budget, used by both):
+
+    python benchmarks/temporal_throughput.py --backbone resnet50 --perturbations shuffle reverse freeze
 """
 
 from __future__ import annotations
@@ -49,6 +54,24 @@ def models_for(schemes: list[str]) -> dict[str, torch.nn.Module]:
     return models
 
 
+def real_size_models(schemes: list[str], backbone: str, size: int) -> dict[str, torch.nn.Module]:
+    """Seeded, untrained two-class models of the backbone at 8 x size (the cost does not need weights)."""
+    models = {}
+    for scheme in schemes:
+        torch.manual_seed(0)
+        model = build_model(scheme, backbone=backbone, num_classes=2, frames=8, input_size=size)
+        models[scheme] = model.eval()
+    return models
+
+
+def real_size_data(folder: Path, videos: int) -> Path:
+    """`videos` copies of one 640x272 clip in class folders '0' and '1' (benchmarks/real_size.py's video)."""
+    from real_size import write_dataset, write_video  # the script's folder is on sys.path
+
+    video = write_video(folder / "clip.mp4")
+    return write_dataset(folder / "data", video, per_class=max(1, videos // 2))
+
+
 def bare_batches(
     models: dict[str, torch.nn.Module], data: Path, config: ExperimentConfig
 ) -> list[torch.Tensor]:
@@ -72,14 +95,29 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--perturbations", nargs="*", default=[], help="default: every perturbation")
+    parser.add_argument("--backbone", default=None, help="real-size mode: untrained models of this backbone")
+    parser.add_argument("--size", type=int, default=224, help="input size in real-size mode")
+    parser.add_argument("--videos", type=int, default=4, help="videos in real-size mode")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = models_for(args.schemes)
-    config = ExperimentConfig(permutations=args.permutations, batch_size=args.batch_size)
+    scratch = tempfile.TemporaryDirectory()
+    config = ExperimentConfig(perturbations=tuple(args.perturbations), permutations=args.permutations,
+                              batch_size=args.batch_size)
+    if args.backbone:
+        models = real_size_models(args.schemes, args.backbone, args.size)
+        args.data = real_size_data(Path(scratch.name), args.videos)
+        with tempfile.TemporaryDirectory() as out:  # the batch the runner plans under its default budget
+            planned = run_experiment(models, args.data, config, Path(out) / "run").run["execution"]
+        planned = planned["batch_sizes"]
+        config = ExperimentConfig(perturbations=config.perturbations, permutations=config.permutations,
+                                  batch_size=min(planned))
+    else:
+        models = models_for(args.schemes)
     batches = bare_batches(models, args.data, config)
     clips = sum(len(b) for b in batches) * len(models)
-    print(f"{len(models)} models x {clips // len(models)} perturbed clips, batch {args.batch_size}, "
+    print(f"{len(models)} models x {clips // len(models)} perturbed clips, batch {config.batch_size}, "
           f"{torch.get_num_threads()} threads")
     wall: dict[str, list[float]] = {"bare": [], "runner": []}
     cpu: dict[str, list[float]] = {"bare": [], "runner": []}
@@ -113,12 +151,12 @@ def main() -> None:
         sides = [("bare", bare_round), ("runner", runner_round)]
         for side, work in sides if round_number % 2 == 0 else sides[::-1]:
             timed(side, work)
-        print(f"round {round_number + 1}: bare {wall['bare'][-1]:6.1f} clips/s ({cpu['bare'][-1]:6.1f} per "
-              f"CPU-s)   runner {wall['runner'][-1]:6.1f} clips/s ({cpu['runner'][-1]:6.1f} per CPU-s)")
+        print(f"round {round_number + 1}: bare {wall['bare'][-1]:7.2f} clips/s ({cpu['bare'][-1]:7.2f} per "
+              f"CPU-s)   runner {wall['runner'][-1]:7.2f} clips/s ({cpu['runner'][-1]:7.2f} per CPU-s)")
     for name, rates in (("wall time", wall), ("CPU time", cpu)):
         bare, runner = statistics.median(rates["bare"]), statistics.median(rates["runner"])
         ratio = runner / bare
-        print(f"{name:9s}: bare {bare:6.1f}, runner {runner:6.1f} clips/s -> ratio runner/bare = {ratio:.2f} "
+        print(f"{name:9s}: bare {bare:7.2f}, runner {runner:7.2f} clips/s -> ratio runner/bare = {ratio:.3f} "
               f"(target >= {TARGET:.2f}: {'met' if ratio >= TARGET else 'NOT met'})")
 
 

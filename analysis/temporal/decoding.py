@@ -104,7 +104,10 @@ def _ahead(dataset: DecodeDataset, depth: int) -> Iterator[tuple[int, list[torch
         return False
 
     def work() -> None:
-        torch.set_num_threads(1)
+        # No torch.set_num_threads(1) here: with torch 2.13 it is process-wide, and it left the scoring
+        # (main) thread on one thread for the rest of the run and after it (measured: a ResNet-50 8x224
+        # run 6.0 s with it, 3.3-4.9 s without; benchmarks/temporal_throughput.py at 8x224 scored
+        # 0.8 clips/s on both sides with it, 1.2 without).
         try:
             for position in range(len(dataset)):
                 # a video's warnings (a cut file, ...) are said when the consumer takes it, in order, and
