@@ -11,7 +11,7 @@ is traced once per model and input shape, on first use, and kept.
 
 The process's peak resident memory (what `--max-memory` bounds) is more than the live tensors: the
 allocator keeps freed blocks, oneDNN convolutions take scratch buffers. Measured on the CPU (torch
-2.13, 2 threads, a ResNet-50 GSM at 8x224, one fresh process per row, VmHWM minus VmRSS before the
+2.13, 2 threads, glibc malloc at its defaults, one fresh process per row, VmHWM minus VmRSS before the
 pass), measured / traced MiB:
 
     model                         forward, batch 1 / 2 / 4           forward+backward, batch 1 / 2 / 4
@@ -19,9 +19,16 @@ pass), measured / traced MiB:
     GSM BN-Inception 8x224        94/54, -, 253/214                  441/364, 812/728, -
     torchvision r2plus1d_18 16x112  132/94, 199/188, -               652/480, 1173/960, 2070/1919
 
-So a clip is planned at `RSS_PER_TRACED_BYTE` x its traced bytes plus `PASS_SLACK` per pass: every
-row above is under its estimate (the closest: r2plus1d forward+backward at batch 1, 652 of 698 MiB;
-3D convolutions take column buffers inside the kernel that no trace sees, 1.1-1.4x). A trace costs
+With the allocator tuned as `workbench` tunes it on import (freed blocks kept for reuse, see
+`workbench.allocator`) a forward's blocks fragment the heap a little, so forwards cost more resident
+memory per traced byte, and vary from run to run; the same table's ResNet-50 GSM rows, measured that
+way: forward 163/90, 577-601/361, 1069-1211/723 (batch 1 / 4 / 8), forward+backward 895/752,
+1809/1503 (batch 1 / 2).
+
+So a clip is planned at `RSS_PER_TRACED_BYTE[backward]` x its traced bytes plus `PASS_SLACK` per pass:
+every row above is under its estimate (the closest: the batch-8 forward, 1211 of 1434 MiB; r2plus1d
+forward+backward at batch 1, 652 of 698 MiB: 3D convolutions take column buffers inside the kernel
+that no trace sees, 1.1-1.4x). A trace costs
 0.1 s (ResNet-50 GSM forward) to 0.3 s (its forward+backward), plus ~1 s on the first one in a
 process (python dispatch imports torch._dynamo, once); the model is copied onto meta by
 `copy.deepcopy` with its tensors replaced (torch.func.functional_call would swap tensors on a shared
@@ -48,6 +55,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from ..allocator import release_free_memory
 from ..device import model_device
 from ..errors import MemoryBudgetError, OptionError
 
@@ -55,7 +63,8 @@ __all__ = ["DEFAULT_MAX_MEMORY", "Budget", "Footprint", "format_size", "measure_
            "resident_bytes"]
 
 DEFAULT_MAX_MEMORY = 4 * 2**30  # a whole command under 4 GiB peak RSS on the CPU
-RSS_PER_TRACED_BYTE = 1.25  # resident bytes per live tensor byte (allocator, oneDNN scratch): measured above
+# resident bytes per live tensor byte (allocator, oneDNN scratch), forward / forward+backward: measured above
+RSS_PER_TRACED_BYTE = {False: 1.8, True: 1.25}
 PASS_SLACK = 96 * 2**20  # per pass: library buffers that do not grow with the batch
 # A whole-process budget also keeps room for what a command holds after it planned its batches: a video
 # decoded ahead at its own resolution (frames as floats while they are resized), libraries imported
@@ -106,26 +115,6 @@ def resident_bytes() -> int:
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
-
-
-def release_free_memory() -> None:
-    """Give the C allocator's free memory back to the system (glibc's malloc_trim; elsewhere nothing).
-    A server runs each session in its own thread, and glibc keeps what a thread's arena freed for that
-    arena: without this, every thread that once ran a big job keeps its peak resident."""
-    global _TRIM
-    if _TRIM is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM = None
 
 
 def _page_size() -> int:
@@ -202,7 +191,7 @@ class Footprint:
 
     def per_clip(self, backward: bool) -> int:
         """Resident bytes one more clip in a pass costs (allocator overhead included)."""
-        return int(RSS_PER_TRACED_BYTE * self.traced(backward))
+        return int(RSS_PER_TRACED_BYTE[backward] * self.traced(backward))
 
     def job_bytes(self, backward: bool, items: int, inputs_per_item: float = 1.0) -> int:
         """Bytes a pass of `items` items needs beyond what the process holds already."""
