@@ -1,19 +1,29 @@
-"""The C allocator tuned for tensor work: freed blocks are kept for reuse, and handed back on request.
+"""The C allocator for tensor work: glibc's malloc can keep freed blocks for reuse (opt-in), and hand
+freed memory back on request.
 
 glibc's malloc serves every block over its mmap threshold (32 MiB at most) with a fresh `mmap` and
-unmaps it on `free`, and trims the top of its heap whenever 128 KiB lie free there. Activations are
-such blocks, allocated and freed by the hundred in every pass, and the kernel zero-fills each fresh
-page on first touch. Measured on 2 cores (torch 2.13, glibc 2.36, an untrained ResNet-50 TSN at
-8x224, three forwards of batch 8): 8.07 M page faults, 12.6 s of system time, 14.8 s wall; with
-`mmap` off, the automatic trim off and one arena, 25 k page faults, 0.05 s system, 7.7 s wall. At
-batch 1 a forward went from 349 to 284 ms, a ResNet-18 TSN at 8x112 from 35.9 to 33.8 ms.
+unmaps it on `free`. Activations are such blocks, allocated and freed by the hundred in every pass, and
+the kernel zero-fills each fresh page on first touch. Measured on 2 cores (torch 2.13, glibc 2.36, an
+untrained ResNet-50 TSN at 8x224, three forwards of batch 8): 8.07 M page faults, 12.6 s of system
+time, 14.8 s wall; with `mmap` off, the automatic trim off and one arena (`keep_freed_memory`), 25 k
+page faults, 0.05 s system, 7.7 s wall. Issue 16's temporal-test of two releases on 13 real videos:
+86.0 s -> 55.3 s at the default budget (peak 3.1 -> 3.9 GiB), 76.1 -> 56.4 s at 2 GiB.
 
-The price: freed memory stays resident until someone asks for it back. `release_free_memory`
-(glibc's `malloc_trim`, which also returns free pages inside the heap) does: the memory budget calls it
-before it reads what the process holds, the app's work queue after every job. One arena makes the
-threads that run analyses (the app's worker, the decode thread) reuse the same kept blocks instead of
-each holding its own peak. Elsewhere than glibc both functions do nothing. `WORKBENCH_MALLOC=system`
-in the environment leaves glibc's defaults alone.
+It is opt-in (`WORKBENCH_MALLOC=keep` in the environment before `import workbench`, or a call to
+`keep_freed_memory()` before the work) because the memory budget does not hold under it: blocks kept
+for reuse fragment the heap, and glibc 2.36 cannot serve an aligned request (torch makes only those)
+from a freed block of the same size once small blocks sit at its edges, so peaks vary from run to run.
+Measured with `benchmarks/real_size.py` on a ResNet-50 GSM at 8x224, forwards planned at 1.8x their
+traced bytes: Integrated Gradients peaked at 4.7 GiB under the 4 GiB default budget, input x gradient
+at 4.2 GiB in one run where saliency (the same passes) took 3.2 GiB, Occlusion at 2.2 GiB under a 2 GiB
+budget; temporal-test without the release after every batch reached 4.8 GiB. With glibc's defaults
+every row stayed within its budget.
+
+`release_free_memory` (glibc's `malloc_trim`, which also returns free pages inside the heap) runs after
+every batch of `predict_logits` and every pass of an attribution method, before the memory budget
+reads what the process holds, and in the app's work queue after every job: a server runs each session
+in its own thread, and glibc keeps what a thread's arena freed for that arena. Elsewhere than glibc
+both functions do nothing.
 """
 
 from __future__ import annotations
@@ -22,13 +32,14 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["keep_freed_memory", "release_free_memory"]
+__all__ = ["keep_freed_memory", "release_free_memory", "tune_from_environment"]
 
 # mallopt parameters (glibc malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: 2 GiB free at the top before glibc trims by itself
+ENVIRONMENT = "WORKBENCH_MALLOC"  # "keep": keep_freed_memory() on import
 
 _LIBC: ctypes.CDLL | None | bool = None
 
@@ -48,14 +59,19 @@ def _libc() -> ctypes.CDLL | None:
 def keep_freed_memory() -> bool:
     """Have glibc keep freed blocks for reuse (no mmap per block, no automatic trim, one arena).
 
-    True if the allocator was tuned; False where it is not glibc or `WORKBENCH_MALLOC=system` is set.
-    Safe to call more than once; only allocations made afterwards follow the new settings.
+    Faster passes, and peaks over the memory budget (see the module's doc). True if the allocator was
+    tuned, False where it is not glibc. Only allocations made afterwards follow the new settings.
     """
     libc = _libc()
-    if libc is None or os.environ.get("WORKBENCH_MALLOC", "").lower() == "system":
+    if libc is None:
         return False
     settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_ARENA_MAX, 1))
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
+
+
+def tune_from_environment() -> bool:
+    """`keep_freed_memory()` if WORKBENCH_MALLOC=keep; True if it tuned the allocator."""
+    return os.environ.get(ENVIRONMENT, "").strip().lower() == "keep" and keep_freed_memory()
 
 
 def release_free_memory() -> None:

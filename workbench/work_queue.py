@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .models.memory import release_free_memory
+from .allocator import release_free_memory
 
 WaitFn = Callable[[int, float], None]  # (jobs ahead, estimated seconds to wait) -> None; may raise to give up
 

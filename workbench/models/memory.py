@@ -19,16 +19,12 @@ pass), measured / traced MiB:
     GSM BN-Inception 8x224        94/54, -, 253/214                  441/364, 812/728, -
     torchvision r2plus1d_18 16x112  132/94, 199/188, -               652/480, 1173/960, 2070/1919
 
-With the allocator tuned as `workbench` tunes it on import (freed blocks kept for reuse, see
-`workbench.allocator`) a forward's blocks fragment the heap a little, so forwards cost more resident
-memory per traced byte, and vary from run to run; the same table's ResNet-50 GSM rows, measured that
-way: forward 163/90, 577-601/361, 1069-1211/723 (batch 1 / 4 / 8), forward+backward 895/752,
-1809/1503 (batch 1 / 2).
-
-So a clip is planned at `RSS_PER_TRACED_BYTE[backward]` x its traced bytes plus `PASS_SLACK` per pass:
-every row above is under its estimate (the closest: the batch-8 forward, 1211 of 1434 MiB; r2plus1d
-forward+backward at batch 1, 652 of 698 MiB: 3D convolutions take column buffers inside the kernel
-that no trace sees, 1.1-1.4x). A trace costs
+So a clip is planned at `RSS_PER_TRACED_BYTE` x its traced bytes plus `PASS_SLACK` per pass: every
+row above is under its estimate (the closest: r2plus1d forward+backward at batch 1, 652 of 698 MiB;
+3D convolutions take column buffers inside the kernel that no trace sees, 1.1-1.4x). Under the opt-in
+`workbench.allocator.keep_freed_memory` forwards take more and vary from run to run (the ResNet-50 GSM
+forward: 163/90, 577-601/361, 1069-1211/723 at batch 1 / 4 / 8; forward+backward 895/752, 1809/1503
+at batch 1 / 2), and the planning does not hold (workbench/allocator.py). A trace costs
 0.1 s (ResNet-50 GSM forward) to 0.3 s (its forward+backward), plus ~1 s on the first one in a
 process (python dispatch imports torch._dynamo, once); the model is copied onto meta by
 `copy.deepcopy` with its tensors replaced (torch.func.functional_call would swap tensors on a shared
@@ -63,8 +59,7 @@ __all__ = ["DEFAULT_MAX_MEMORY", "Budget", "Footprint", "format_size", "measure_
            "resident_bytes"]
 
 DEFAULT_MAX_MEMORY = 4 * 2**30  # a whole command under 4 GiB peak RSS on the CPU
-# resident bytes per live tensor byte (allocator, oneDNN scratch), forward / forward+backward: measured above
-RSS_PER_TRACED_BYTE = {False: 1.8, True: 1.25}
+RSS_PER_TRACED_BYTE = 1.25  # resident bytes per live tensor byte (allocator, oneDNN scratch): measured above
 PASS_SLACK = 96 * 2**20  # per pass: library buffers that do not grow with the batch
 # A whole-process budget also keeps room for what a command holds after it planned its batches: a video
 # decoded ahead at its own resolution (frames as floats while they are resized), libraries imported
@@ -191,7 +186,7 @@ class Footprint:
 
     def per_clip(self, backward: bool) -> int:
         """Resident bytes one more clip in a pass costs (allocator overhead included)."""
-        return int(RSS_PER_TRACED_BYTE[backward] * self.traced(backward))
+        return int(RSS_PER_TRACED_BYTE * self.traced(backward))
 
     def job_bytes(self, backward: bool, items: int, inputs_per_item: float = 1.0) -> int:
         """Bytes a pass of `items` items needs beyond what the process holds already."""
