@@ -16,9 +16,17 @@ from analysis.attribution import attribute, deletion_insertion
 from analysis.temporal import ExperimentConfig, run_experiment
 from tests.conftest import randomize
 from tests.test_temporal import fresh_model
+from workbench.allocator import maps_large_blocks
 from workbench.cli import main
 from workbench.errors import MemoryBudgetError, OptionError
-from workbench.models.memory import PASS_SLACK, Budget, measure_footprint, parse_size, resident_bytes
+from workbench.models.memory import (
+    HEAP_BLOCK_BYTES,
+    PASS_SLACK,
+    Budget,
+    measure_footprint,
+    parse_size,
+    resident_bytes,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES, SIZE = 4, 32
@@ -71,6 +79,24 @@ def test_batch_sizes_shrink_with_the_budget_and_never_exceed_the_work() -> None:
     forward = [job_budget(model, items, True).batch(footprint, False, 1000) for items in (16, 4)]
     assert forward[0] > 16 and forward[1] > 4  # a forward costs less than a forward+backward
     assert forward[0] > forward[1]
+
+
+@pytest.mark.skipif(not maps_large_blocks(), reason="glibc's malloc at its defaults only")
+def test_cpu_batches_stop_where_the_largest_tensor_outgrows_glibcs_reused_blocks() -> None:
+    model = tiny(frames=8, size=112)  # its largest tensor: 5.2 MiB a clip
+    footprint = measure_footprint(model)
+    outputs: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.untyped_storage().nbytes()))
+             for m in model.modules() if not list(m.children())]
+    with torch.inference_mode():
+        model(torch.randn(1, 8, 3, 112, 112))
+    for hook in hooks:
+        hook.remove()
+    assert footprint.largest_tensor(False) >= max(outputs) > 2**20  # the trace sees the real pass's largest
+    cap = HEAP_BLOCK_BYTES // footprint.largest_tensor(False)
+    assert 1 < cap < 100
+    assert Budget(64 * 2**30, held=0).batch(footprint, False, 1000) == cap  # a huge budget: the cap decides
+    assert Budget(64 * 2**30, held=0).batch(footprint, False, 2) == 2
 
 
 def test_work_that_cannot_fit_at_batch_1_is_refused_saying_what_would_fit() -> None:

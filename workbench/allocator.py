@@ -32,7 +32,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["keep_freed_memory", "release_free_memory", "tune_from_environment"]
+__all__ = ["keep_freed_memory", "maps_large_blocks", "release_free_memory", "tune_from_environment"]
 
 # mallopt parameters (glibc malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -42,6 +42,7 @@ _NEVER_TRIM = 2**31 - 1  # mallopt takes an int: 2 GiB free at the top before gl
 ENVIRONMENT = "WORKBENCH_MALLOC"  # "keep": keep_freed_memory() on import
 
 _LIBC: ctypes.CDLL | None | bool = None
+_KEPT = False  # keep_freed_memory() has tuned this process
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -65,8 +66,16 @@ def keep_freed_memory() -> bool:
     libc = _libc()
     if libc is None:
         return False
+    global _KEPT
     settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_ARENA_MAX, 1))
-    return all(libc.mallopt(param, value) == 1 for param, value in settings)
+    _KEPT = all(libc.mallopt(param, value) == 1 for param, value in settings)
+    return _KEPT
+
+
+def maps_large_blocks() -> bool:
+    """Whether malloc maps each large block afresh (glibc at its defaults), so that a pass's big tensors
+    cost page faults every time; False where it is not glibc or after `keep_freed_memory`."""
+    return _libc() is not None and not _KEPT
 
 
 def tune_from_environment() -> bool:
