@@ -16,7 +16,7 @@ included, so short commands show it most). Each row is run at the default budget
 `--budgets` value; a row whose peak RSS is over its budget is flagged OVER.
 
 The full run takes a long while on a CPU (Occlusion at 224 px is ~850 forwards per map at its default
-window): `--occlusion-window 56` (stride 56, 112 windows at 8x224) keeps it to ~50 min. A reduced check:
+window): `--occlusion-window 56` (stride 56, 112 windows at 8x224) keeps it to ~35 min. A reduced check:
 
     python benchmarks/real_size.py --models gsm-bninc --analyses predict attribute:saliency --budgets 2GiB
 """

@@ -50,7 +50,7 @@ from captum.attr import (
 )
 from torch import nn
 
-from workbench.allocator import release_free_memory
+from workbench.allocator import release_after_pass
 from workbench.device import model_device
 from workbench.errors import AnalysisError, OptionError
 from workbench.models.feature_layers import feature_stage
@@ -381,8 +381,8 @@ def attribute(
     row = METHODS[method]
     options = batched_options(row, row.parse(opts), model, as_clip(clip), memory)
     view = private_view(model)  # eval mode: BatchNorm in train mode makes maps depend on the batch
-    # each of the method's passes hands its freed blocks back: kept, they pile up pass after pass
-    view.register_forward_hook(lambda *_: release_free_memory())
+    # under the opt-in kept blocks each pass hands them back: they pile up pass after pass otherwise
+    view.register_forward_hook(lambda *_: release_after_pass())
     clip = as_clip(clip).detach().to(model_device(view))  # the model may live on a GPU
     if target is None:
         target = predicted_class(view, clip)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..allocator import release_free_memory
+from ..allocator import release_after_pass
 from ..device import autocast, model_device
 from .memory import Budget, measure_footprint
 
@@ -28,7 +28,7 @@ def predict_logits(
             batch = clips[start : start + size].to(device, non_blocking=True)
             with autocast(device, amp):
                 out.append(model(batch).float().cpu())
-            release_free_memory()  # freed blocks go back after each pass: kept, they pile up by batch
+            release_after_pass()  # under the opt-in kept blocks: they pile up by batch otherwise
     if not out:
         raise ValueError("no clips to run")
     return torch.cat(out)
