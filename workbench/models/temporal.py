@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .frames import frames_of
+from .fused_gsm import eligible as fused_eligible
+from .fused_gsm import fused_forward
 
 
 def shift_time(x: torch.Tensor, step: int, dim: int = 1) -> torch.Tensor:
@@ -258,10 +260,13 @@ class GateShift(TemporalOp):
         return gated_shift(*self.gated_input(x, frames))
 
     def forward(self, x: torch.Tensor, frames: int | None = None) -> torch.Tensor:
-        y = self.route(x, frames_of(x, frames))
+        t = frames_of(x, frames)
+        if type(self).route is GateShift.route and fused_eligible(self, x):
+            y = fused_forward(self, x, t)  # opt-in, inference only: same arithmetic, one call
+        else:
+            y = self.route(x, t)
         if self.interleave:
-            b, t = y.shape[:2]
-            y = interleave_groups(y.reshape(b, t, self.channels, *y.shape[-2:]), self.gate_groups)
+            y = interleave_groups(y.reshape(x.shape[0] // t, t, *x.shape[1:]), self.gate_groups)
         return y.reshape(x.shape)
 
 
