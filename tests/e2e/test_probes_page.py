@@ -11,6 +11,7 @@ from workbench.demo import demo_checkpoints
 
 from .test_browser import (
     ERROR_BOX,
+    RUN_TIMEOUT_MS,
     assert_no_exception,
     build_report_preview,
     full_screenshot,
@@ -29,15 +30,35 @@ def figure_names(page: Any) -> list[str]:
                          ".map(d => (d.layout && d.layout.meta && d.layout.meta.figure) || '')")
 
 
+# each button and the figures its run adds to the page
+RUNS = {
+    "Measure the receptive field": ("receptive_field", "reach"),
+    "Probe the arrow of time": ("arrow_of_time",),
+    "Estimate static and dynamic bias": ("static_dynamic", "unit_shares"),
+}
+
+
+def wait_for_figures(page: Any, names: tuple[str, ...]) -> None:
+    """Wait until charts with these figure names are on the page: the script state alone can read
+    "not running" between a click and the rerun it asks for on a slow machine."""
+    page.wait_for_function(
+        "names => { const drawn = Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".map(d => (d.layout && d.layout.meta && d.layout.meta.figure) || '');"
+        " return names.every(n => drawn.includes(n)); }",
+        arg=list(names), timeout=RUN_TIMEOUT_MS)
+
+
 def test_probes_run_draw_and_report(page: Any, app_url: str) -> None:
     assert demo_checkpoints(), "the demo zoo is shipped"
     page.goto(f"{app_url}/probes")
     wait_for_run(page)
     assert_no_exception(page)
-    buttons = ("Measure the receptive field", "Probe the arrow of time", "Estimate static and dynamic bias")
-    for button in buttons:
+    for button, names in RUNS.items():
         page.get_by_role("button", name=button).click()
         wait_for_run(page)
+        if not page.locator(ERROR_BOX).count():
+            wait_for_figures(page, names)
+            wait_for_run(page)
         assert_no_exception(page)
         assert page.locator(ERROR_BOX).count() == 0, page.locator(ERROR_BOX).all_inner_texts()
     assert wait_for_charts(page) >= len(FIGURES)
